@@ -1,0 +1,65 @@
+using Whetstone.Tensors.Kernels;
+
+namespace Whetstone.Tensors.Tests;
+
+public class ElementwiseTests
+{
+    private static void CheckUnary<TOp>() where TOp : IUnaryKernel
+    {
+        // values spread over the interesting range, kept away from kinks (0, ±3, 6) by the random draw
+        var x = GradCheck.RandomDoubles(37, seed: 11, scale: 3);
+        GradCheck.Kernel(x,
+            v => { var y = new double[v.Length]; Elementwise.Forward<TOp, double>(v, y); return y; },
+            (v, _, dy) => { var dx = new double[v.Length]; Elementwise.Backward<TOp, double>(v, dy, dx, accumulate: false); return dx; });
+    }
+
+    [Fact] public void ReluGradient() => CheckUnary<Relu>();
+    [Fact] public void Relu6Gradient() => CheckUnary<Relu6>();
+    [Fact] public void SiluGradient() => CheckUnary<Silu>();
+    [Fact] public void HardSwishGradient() => CheckUnary<HardSwish>();
+    [Fact] public void HardSigmoidGradient() => CheckUnary<HardSigmoid>();
+    [Fact] public void TanhGradient() => CheckUnary<Kernels.Tanh>();
+    [Fact] public void SigmoidGradient() => CheckUnary<Kernels.Sigmoid>();
+    [Fact] public void GeluErfGradient() => CheckUnary<GeluErf>();
+    [Fact] public void GeluTanhGradient() => CheckUnary<GeluTanh>();
+
+    [Theory]
+    [InlineData(-3.0, -0.999977909503)]
+    [InlineData(-0.5, -0.520499877813)]
+    [InlineData(0.1, 0.112462916018)]
+    [InlineData(1.0, 0.842700792950)]
+    [InlineData(2.6, 0.999763965583)]
+    public void ErfMatchesTable(double x, double expected) => Assert.Equal(expected, MathX.Erf(x), 11);
+
+    [Fact]
+    public void FloatPathAgreesWithDoubleReference()
+    {
+        foreach (int n in new[] { 0, 1, 7, 8, 9, 15, 16, 17, 1001 })
+        {
+            var xd = GradCheck.RandomDoubles(n, seed: n + 1, scale: 4);
+            var xf = xd.Select(v => (float)v).ToArray();
+            var yf = new float[n]; var yd = new double[n];
+            Elementwise.Forward<GeluErf, float>(xf, yf);
+            Elementwise.Forward<GeluErf, double>(xf.Select(v => (double)v).ToArray(), yd);
+            for (int i = 0; i < n; i++) Assert.True(Math.Abs(yf[i] - yd[i]) < 2e-6, $"n={n} i={i}: {yf[i]} vs {yd[i]}");
+        }
+    }
+
+    [Fact]
+    public void BroadcastingOpsHaveCorrectGradients()
+    {
+        GradCheck.Op(t => t[0] * t[1] + t[0] / (t[1].Exp()), [GradCheck.Random(1, 13, 7), GradCheck.Random(2, 7)]);
+        GradCheck.Op(t => t[0] - t[1], [GradCheck.Random(3, 5, 1, 3), GradCheck.Random(4, 1, 4, 3)]);
+        GradCheck.Op(t => t[0].Gelu() * t[0].Sigmoid(), [GradCheck.Random(5, 4, 9)]);
+    }
+
+    [Fact]
+    public void BroadcastAddValues()
+    {
+        var a = Tensor.From([1f, 2, 3, 4, 5, 6], 2, 3);
+        var b = Tensor.From([10f, 20, 30], 3);
+        Assert.Equal([11f, 22, 33, 14, 25, 36], (a + b).ToArray());
+        var c = Tensor.From([100f, 200], 2, 1);
+        Assert.Equal([101f, 102, 103, 204, 205, 206], (a + c).ToArray());
+    }
+}
