@@ -1,0 +1,221 @@
+using Whetstone.Tensors.Autograd;
+using Whetstone.Tensors.Kernels;
+using Whetstone.Tensors.Memory;
+
+namespace Whetstone.Tensors;
+
+// Neural-network ops: softmax, layer norm, cross-entropy, embedding, dropout, attention.
+public sealed partial class Tensor
+{
+    /// <summary>Softmax over the last axis.</summary>
+    public Tensor Softmax() => SoftmaxImpl(log: false);
+
+    /// <summary>Log-softmax over the last axis.</summary>
+    public Tensor LogSoftmax() => SoftmaxImpl(log: true);
+
+    /// <summary>Softmax over any axis.</summary>
+    public Tensor Softmax(int axis) => Shapes.Axis(axis, Rank) == Rank - 1 ? Softmax() : Transpose(axis, -1).Softmax().Transpose(axis, -1);
+
+    private Tensor SoftmaxImpl(bool log)
+    {
+        var x = Contiguous();
+        int cols = Dims[^1], rows = cols == 0 ? 0 : Size / cols;
+        var y = Empty(Dims);
+        Kernels.Softmax.Forward<float>(x.Span, y.Span, rows, cols, log);
+        if (Graph.Needs(x))
+            Graph.Record(y, log ? "log_softmax" : "softmax", g =>
+            {
+                var gx = x.GradBuffer(out bool fresh);
+                Kernels.Softmax.Backward<float>(y.Span, g.Span, gx.Span, rows, cols, log, accumulate: !fresh);
+            }, x);
+        return y;
+    }
+
+    /// <summary>Layer normalisation over the last axis (biased variance, as PyTorch and BERT).</summary>
+    public static Tensor LayerNorm(Tensor x, Tensor? gamma, Tensor? beta, float eps = 1e-5f)
+    {
+        x = x.Contiguous();
+        int d = x.Dims[^1], rows = d == 0 ? 0 : x.Size / d;
+        if (gamma is not null && gamma.Size != d) throw new ArgumentException($"LayerNorm: weight has {gamma.Size} elements, expected {d}.");
+        if (beta is not null && beta.Size != d) throw new ArgumentException($"LayerNorm: bias has {beta.Size} elements, expected {d}.");
+        var y = Empty(x.Dims);
+        var mean = Empty(rows);
+        var rstd = Empty(rows);
+        var gs = gamma is null ? default : gamma.Contiguous().Span;
+        var bs = beta is null ? default : beta.Contiguous().Span;
+        LayerNormKernel.Forward<float>(x.Span, gs, bs, y.Span, mean.Span, rstd.Span, rows, d, eps);
+        if (Graph.Needs(x, gamma ?? x, beta))
+        {
+            var inputs = new List<Tensor> { x };
+            if (gamma is not null) inputs.Add(gamma);
+            if (beta is not null) inputs.Add(beta);
+            Graph.Record(y, "layer_norm", g =>
+            {
+                bool fresh = false;
+                var dx = x.RequiresGrad ? x.GradBuffer(out fresh).Span : default;
+                var dg = gamma is { RequiresGrad: true } ? gamma.GradBufferZeroed().Span : default;
+                var db = beta is { RequiresGrad: true } ? beta.GradBufferZeroed().Span : default;
+                LayerNormKernel.Backward<float>(g.Span, x.Span, gamma is null ? default : gamma.Span, mean.Span, rstd.Span,
+                    dx, !fresh, dg, db, rows, d);
+            }, inputs.ToArray());
+        }
+        return y;
+    }
+
+    /// <summary>
+    /// Cross-entropy of <paramref name="logits"/> (N, C) against integer <paramref name="targets"/> (N), PyTorch semantics:
+    /// rows whose target is <paramref name="ignoreIndex"/> are skipped, optional label smoothing and class weights,
+    /// mean (weighted by the targets' class weights) or sum reduction. Returns a scalar.
+    /// </summary>
+    public static Tensor CrossEntropy(Tensor logits, ReadOnlySpan<int> targets, int ignoreIndex = -100, float labelSmoothing = 0,
+        ReadOnlySpan<float> classWeights = default, bool mean = true)
+    {
+        if (logits.Rank != 2) throw new ArgumentException($"CrossEntropy expects logits (N, C); got {Shapes.Format(logits.Dims)}. Reshape (B, T, C) to (B·T, C).");
+        int n = logits.Dims[0], c = logits.Dims[1];
+        if (targets.Length != n) throw new ArgumentException($"CrossEntropy: {targets.Length} targets for {n} rows.");
+        if (classWeights.Length != 0 && classWeights.Length != c) throw new ArgumentException($"CrossEntropy: {classWeights.Length} class weights for {c} classes.");
+        var x = logits.Contiguous();
+        var prob = Empty(n, c);
+        var t = targets.ToArray();
+        var w = classWeights.ToArray();
+        float loss = CrossEntropyKernel.Forward<float>(x.Span, t, w, n, c, ignoreIndex, labelSmoothing, mean, prob.Span, out float z);
+        var y = Scalar(loss);
+        if (Graph.Needs(x))
+            Graph.Record(y, "cross_entropy", g =>
+            {
+                var gx = x.GradBuffer(out bool fresh);
+                CrossEntropyKernel.Backward<float>(g.Item(), prob.Span, t, w, n, c, ignoreIndex, labelSmoothing, z, gx.Span, accumulate: !fresh);
+            }, x);
+        return y;
+    }
+
+    /// <summary>Rows of <paramref name="weight"/> (V, D) picked by <paramref name="indices"/> → shape [..indexShape, D]. Backward scatter-adds into the touched rows only.</summary>
+    public static Tensor Embedding(Tensor weight, ReadOnlySpan<int> indices, params int[] indexShape)
+    {
+        if (weight.Rank != 2) throw new ArgumentException($"Embedding weight must be (V, D); got {Shapes.Format(weight.Dims)}.");
+        if (indexShape.Length == 0) indexShape = [indices.Length];
+        if (Shapes.Size(indexShape) != indices.Length) throw new ArgumentException($"{indices.Length} indices do not fill shape {Shapes.Format(indexShape)}.");
+        var wt = weight.Contiguous();
+        int v = wt.Dims[0], d = wt.Dims[1];
+        var idx = indices.ToArray();
+        var y = Empty([.. indexShape, d]);
+        var ws = wt.Span; var ys = y.Span;
+        for (int i = 0; i < idx.Length; i++)
+        {
+            int r = idx[i];
+            if ((uint)r >= (uint)v) throw new IndexOutOfRangeException($"Token id {r} at position {i} is outside the embedding table of {v} rows.");
+            ws.Slice(r * d, d).CopyTo(ys.Slice(i * d, d));
+        }
+        if (Graph.Needs(wt))
+            Graph.Record(y, "embedding", g =>
+            {
+                var gw = wt.GradBuffer(out bool fresh).Span;
+                if (fresh) gw.Clear();
+                var gs = g.Span;
+                for (int i = 0; i < idx.Length; i++) Elementwise.AddInto(gs.Slice(i * d, d), gw.Slice(idx[i] * d, d));
+            }, wt);
+        return y;
+    }
+
+    /// <summary>Inverted dropout: zeroes each element with probability p and scales the rest by 1/(1−p). Identity when not training or p = 0.</summary>
+    public Tensor Dropout(float p, Rng rng, bool training = true)
+    {
+        if (!training || p == 0) return this;
+        if (p < 0 || p >= 1) throw new ArgumentOutOfRangeException(nameof(p), $"Dropout probability {p} must be in [0, 1).");
+        var x = Contiguous();
+        var mask = Empty(Dims);
+        var ms = mask.Span;
+        float keep = 1 / (1 - p);
+        for (int i = 0; i < ms.Length; i++) ms[i] = rng.NextDouble() < p ? 0f : keep;
+        var y = BinaryForward<MulOp>(x, mask);
+        if (Graph.Needs(x))
+            Graph.Record(y, "dropout", g => AccumulateGrad(x, BinaryForward<MulOp>(g, mask)), x);
+        return y;
+    }
+
+    /// <summary>
+    /// softmax(q·kᵀ·scale + mask)·v for q (B, H, Tq, Dh), k/v (B, H, Tk, Dh) — strided views such as split heads are read
+    /// in place. <paramref name="keyPaddingMask"/> (B, Tk) holds 1 for real tokens and 0 for padding; <paramref name="causal"/>
+    /// hides future keys. The result (B, H, Tq, Dh) is stored as (B, Tq, H, Dh), so merging heads afterwards is free.
+    /// </summary>
+    public static unsafe Tensor ScaledDotProductAttention(Tensor q, Tensor k, Tensor v, bool causal = false, Tensor? keyPaddingMask = null, float? scale = null)
+    {
+        if (q.Rank != 4 || k.Rank != 4 || v.Rank != 4) throw new ArgumentException("Attention expects q, k, v of shape (B, H, T, Dh).");
+        int b = q.Dims[0], h = q.Dims[1], tq = q.Dims[2], dh = q.Dims[3], tk = k.Dims[2];
+        if (k.Dims[0] != b || k.Dims[1] != h || k.Dims[3] != dh || !Shapes.Equal(k.Dims, v.Dims))
+            throw new ArgumentException($"Attention shapes disagree: q {Shapes.Format(q.Dims)}, k {Shapes.Format(k.Dims)}, v {Shapes.Format(v.Dims)}.");
+        if (keyPaddingMask is not null && (keyPaddingMask.Rank != 2 || keyPaddingMask.Dims[0] != b || keyPaddingMask.Dims[1] != tk))
+            throw new ArgumentException($"Key padding mask must be (B, Tk) = ({b}, {tk}); got {Shapes.Format(keyPaddingMask.Dims)}.");
+        if (q.StrideArray[3] != 1) q = q.Contiguous();
+        if (k.StrideArray[3] != 1) k = k.Contiguous();
+        if (v.StrideArray[3] != 1) v = v.Contiguous();
+        float s = scale ?? 1f / MathF.Sqrt(dh);
+        var mask = keyPaddingMask?.Contiguous();
+
+        var outStore = Empty(b, tq, h, dh);
+        var y = new Tensor(outStore.Storage, outStore.Offset, [b, h, tq, dh], [tq * h * dh, dh, h * dh, 1]);
+        var p = Empty(b, h, tq, tk);
+        var (Q, K, V) = (q, k, v);
+        fixed (float* pq = q.RawArray) fixed (float* pk = k.RawArray) fixed (float* pv = v.RawArray)
+        fixed (float* po = outStore.RawArray) fixed (float* pp = p.RawArray)
+        fixed (float* pm = mask is null ? null : mask.RawArray)
+        {
+            float* aq = pq + q.Offset, ak = pk + k.Offset, av = pv + v.Offset, ao = po + outStore.Offset, ap = pp + p.Offset;
+            float* am = mask is null ? null : pm + mask.Offset;
+            Par.For(b * h, 1, (s0, s1) =>
+            {
+                for (int bh = s0; bh < s1; bh++)
+                {
+                    int bi = bh / h, hi = bh % h;
+                    AttentionKernel.Forward(
+                        aq + bi * Q.StrideArray[0] + hi * Q.StrideArray[1], Q.StrideArray[2],
+                        ak + bi * K.StrideArray[0] + hi * K.StrideArray[1], K.StrideArray[2],
+                        av + bi * V.StrideArray[0] + hi * V.StrideArray[1], V.StrideArray[2],
+                        ao + (long)bi * tq * h * dh + hi * dh, h * dh,
+                        ap + (long)bh * tq * tk, tq, tk, dh, s, causal, am == null ? null : am + (long)bi * tk);
+                }
+            });
+        }
+        if (Graph.Needs(q, k, v))
+            Graph.Record(y, "attention", g => AttentionBackward(Q, K, V, p, g, s), q, k, v);
+        return y;
+    }
+
+    private static unsafe void AttentionBackward(Tensor q, Tensor k, Tensor v, Tensor p, Tensor g, float scale)
+    {
+        int b = q.Dims[0], h = q.Dims[1], tq = q.Dims[2], dh = q.Dims[3], tk = k.Dims[2];
+        bool fq = false, fk = false, fv = false;
+        var gq = q.RequiresGrad ? q.GradBuffer(out fq) : null;
+        var gk = k.RequiresGrad ? k.GradBuffer(out fk) : null;
+        var gv = v.RequiresGrad ? v.GradBuffer(out fv) : null;
+        g = g.Contiguous();
+        fixed (float* pq = q.RawArray) fixed (float* pk = k.RawArray) fixed (float* pv = v.RawArray) fixed (float* pp = p.RawArray) fixed (float* pg = g.RawArray)
+        fixed (float* pgq = gq is null ? null : gq.RawArray) fixed (float* pgk = gk is null ? null : gk.RawArray) fixed (float* pgv = gv is null ? null : gv.RawArray)
+        {
+            float* aq = pq + q.Offset, ak = pk + k.Offset, av = pv + v.Offset, ap = pp + p.Offset, ag = pg + g.Offset;
+            float* agq = gq is null ? null : pgq + gq.Offset, agk = gk is null ? null : pgk + gk.Offset, agv = gv is null ? null : pgv + gv.Offset;
+            Par.For(b * h, 1, (s0, s1) =>
+            {
+                var scratch = BufferPool.Rent(tq * tk);
+                fixed (float* sc = scratch)
+                {
+                    for (int bh = s0; bh < s1; bh++)
+                    {
+                        int bi = bh / h, hi = bh % h;
+                        long head = (long)bh * tq * dh, headK = (long)bh * tk * dh;
+                        AttentionKernel.Backward(
+                            aq + bi * q.StrideArray[0] + hi * q.StrideArray[1], q.StrideArray[2],
+                            ak + bi * k.StrideArray[0] + hi * k.StrideArray[1], k.StrideArray[2],
+                            av + bi * v.StrideArray[0] + hi * v.StrideArray[1], v.StrideArray[2],
+                            ap + (long)bh * tq * tk, ag + head, dh,
+                            agq == null ? null : agq + head, dh, fq ? 0f : 1f,
+                            agk == null ? null : agk + headK, dh, fk ? 0f : 1f,
+                            agv == null ? null : agv + headK, dh, fv ? 0f : 1f,
+                            tq, tk, dh, scale, sc);
+                    }
+                }
+                BufferPool.Return(scratch);
+            });
+        }
+    }
+}

@@ -1,0 +1,147 @@
+using Whetstone.Tensors.Kernels;
+
+namespace Whetstone.Tensors.Tests;
+
+public class NnOpsTests
+{
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void SoftmaxKernelGradientInDouble(bool log)
+    {
+        const int rows = 7, cols = 13;
+        GradCheck.Kernel(GradCheck.RandomDoubles(rows * cols, seed: 5, scale: 2),
+            x => { var y = new double[x.Length]; Softmax.Forward<double>(x, y, rows, cols, log); return y; },
+            (x, y, dy) => { var dx = new double[x.Length]; Softmax.Backward<double>(y, dy, dx, rows, cols, log, false); return dx; });
+    }
+
+    [Fact]
+    public void LayerNormKernelGradientsInDouble()
+    {
+        const int rows = 5, d = 37;
+        var gamma = GradCheck.RandomDoubles(d, seed: 8);
+        var beta = GradCheck.RandomDoubles(d, seed: 9);
+        double[] Fwd(double[] x, double[] g, double[] b)
+        {
+            var y = new double[x.Length];
+            LayerNormKernel.Forward<double>(x, g, b, y, new double[rows], new double[rows], rows, d, 1e-5);
+            return y;
+        }
+        (double[] dx, double[] dg, double[] db) Bwd(double[] x, double[] g, double[] dy)
+        {
+            var mean = new double[rows]; var rstd = new double[rows];
+            LayerNormKernel.Forward<double>(x, g, beta, new double[x.Length], mean, rstd, rows, d, 1e-5);
+            var dx = new double[x.Length]; var dgam = new double[d]; var dbet = new double[d];
+            LayerNormKernel.Backward<double>(dy, x, g, mean, rstd, dx, false, dgam, dbet, rows, d);
+            return (dx, dgam, dbet);
+        }
+        var x0 = GradCheck.RandomDoubles(rows * d, seed: 10, scale: 3);
+        GradCheck.Kernel(x0, x => Fwd(x, gamma, beta), (x, _, dy) => Bwd(x, gamma, dy).dx);
+        GradCheck.Kernel(gamma, g => Fwd(x0, g, beta), (g, _, dy) => Bwd(x0, g, dy).dg);
+        GradCheck.Kernel(beta, b => Fwd(x0, gamma, b), (b, _, dy) => Bwd(x0, gamma, dy).db);
+    }
+
+    [Theory]
+    [InlineData(-100, 0.0, false, true)]
+    [InlineData(2, 0.1, true, true)]
+    [InlineData(-100, 0.2, true, false)]
+    public void CrossEntropyKernelGradientInDouble(int ignore, double smoothing, bool weighted, bool mean)
+    {
+        const int n = 6, c = 5;
+        int[] targets = [0, 2, 4, 1, 2, 3];
+        double[] w = weighted ? [0.5, 2.0, 1.0, 0.25, 3.0] : [];
+        GradCheck.Kernel(GradCheck.RandomDoubles(n * c, seed: 12, scale: 2),
+            x => [CrossEntropyKernel.Forward<double>(x, targets, w, n, c, ignore, smoothing, mean, new double[n * c], out _)],
+            (x, _, dy) =>
+            {
+                var p = new double[n * c];
+                CrossEntropyKernel.Forward<double>(x, targets, w, n, c, ignore, smoothing, mean, p, out double z);
+                var dx = new double[n * c];
+                CrossEntropyKernel.Backward<double>(dy[0], p, targets, w, n, c, ignore, smoothing, z, dx, false);
+                return dx;
+            });
+    }
+
+    [Fact]
+    public void CrossEntropyValueMatchesHandComputation()
+    {
+        // logits row [1, 2, 3], target 2: −log(e³/(e¹+e²+e³)) = log(1 + e⁻¹ + e⁻²)
+        var loss = Tensor.CrossEntropy(Tensor.From([1f, 2, 3], 1, 3), [2]);
+        Assert.Equal(Math.Log(1 + Math.Exp(-1) + Math.Exp(-2)), loss.Item(), 5);
+    }
+
+    [Fact]
+    public void OpLevelGradients()
+    {
+        GradCheck.Op(t => Tensor.LayerNorm(t[0], t[1], t[2]), [GradCheck.Random(1, 4, 3, 7), GradCheck.Random(2, 7), GradCheck.Random(3, 7)]);
+        GradCheck.Op(t => t[0].LogSoftmax() * 1f, [GradCheck.Random(4, 3, 9)]);
+        GradCheck.Op(t => t[0].Softmax(0), [GradCheck.Random(5, 4, 3)]);
+        GradCheck.Op(t => Tensor.CrossEntropy(t[0], [1, 0, 3], labelSmoothing: 0.1f), [GradCheck.Random(6, 3, 4)]);
+        GradCheck.Op(t => Tensor.Embedding(t[0], [3, 1, 3, 0], 2, 2), [GradCheck.Random(7, 5, 3)]);
+    }
+
+    [Fact]
+    public void DropoutIsSeededAndScaled()
+    {
+        var x = Tensor.Ones(1000);
+        var a = x.Dropout(0.25f, new Rng(3)).ToArray();
+        var b = x.Dropout(0.25f, new Rng(3)).ToArray();
+        Assert.Equal(a, b);
+        Assert.All(a, v => Assert.True(v == 0f || Math.Abs(v - 4f / 3) < 1e-6));
+        int zeros = a.Count(v => v == 0);
+        Assert.InRange(zeros, 200, 300);
+        Assert.Same(x, x.Dropout(0.5f, new Rng(1), training: false));
+    }
+
+    private static Tensor ComposedAttention(Tensor q, Tensor k, Tensor v, bool causal, Tensor? pad)
+    {
+        int tq = q.Dim(2), tk = k.Dim(2), dh = q.Dim(3);
+        var s = Tensor.MatMul(q, k.Transpose(2, 3)) * (1f / MathF.Sqrt(dh));
+        if (causal)
+        {
+            var m = Tensor.Zeros(tq, tk);
+            for (int i = 0; i < tq; i++) for (int j = i + (tk - tq) + 1; j < tk; j++) m[i, j] = 1;
+            s = s.MaskedFill(m, float.NegativeInfinity);
+        }
+        if (pad is not null)
+        {
+            var m = (pad * -1f + 1f).Reshape(pad.Dim(0), 1, 1, tk);
+            s = s.MaskedFill(m, float.NegativeInfinity);
+        }
+        return Tensor.MatMul(s.Softmax(), v);
+    }
+
+    [Theory]
+    [InlineData(false, false)]
+    [InlineData(true, false)]
+    [InlineData(false, true)]
+    [InlineData(true, true)]
+    public void FusedAttentionMatchesComposedOps(bool causal, bool padded)
+    {
+        // heads split from a (B, T, H·Dh) projection, as in a transformer: strided views
+        int b = 2, t = 7, h = 3, dh = 5;
+        var qkv = GradCheck.Random(1, b, t, 3 * h * dh);
+        Tensor Split(Tensor x, int i) => x.Narrow(2, i * h * dh, h * dh).Reshape(b, t, h, dh).Permute(0, 2, 1, 3);
+        var pad = padded ? Tensor.From([1f, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0], b, t) : null;
+        var fused = Tensor.ScaledDotProductAttention(Split(qkv.Contiguous(), 0), Split(qkv, 1), Split(qkv, 2), causal, pad).ToArray();
+        var composed = ComposedAttention(Split(qkv, 0), Split(qkv, 1), Split(qkv, 2), causal, pad).ToArray();
+        for (int i = 0; i < fused.Length; i++) Assert.Equal(composed[i], fused[i], 5);
+        GradCheck.Op(x => Tensor.ScaledDotProductAttention(Split(x[0], 0), Split(x[0], 1), Split(x[0], 2), causal, pad), [qkv]);
+    }
+
+    [Fact]
+    public void FrozenBranchCostsNothing()
+    {
+        // y = relu(x·W1)·W2 with W1 frozen: backward must reach W2 only, W1 and x get no gradient.
+        var x = GradCheck.Random(1, 4, 6);
+        var w1 = GradCheck.Random(2, 6, 5);
+        var w2 = GradCheck.Random(3, 5, 3);
+        w2.RequiresGrad = true;
+        var hidden = Tensor.MatMul(x, w1).Relu();
+        Assert.False(hidden.RequiresGrad);
+        Tensor.MatMul(hidden, w2).Sum().Backward();
+        Assert.Null(w1.Grad);
+        Assert.Null(x.Grad);
+        Assert.NotNull(w2.Grad);
+    }
+}
