@@ -1,0 +1,191 @@
+using System.Diagnostics;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Whetstone.Models.Bert;
+using Whetstone.Nn;
+using Whetstone.Nn.Lora;
+using Whetstone.Nn.Optimizers;
+using Whetstone.Tensors;
+using Whetstone.Tensors.Memory;
+
+namespace Whetstone.Bench;
+
+/// <summary>
+/// One training step of a BERT-base-shaped classifier (vocab 30522, hidden 768, 12 layers, 12 heads, FFN 3072,
+/// post-LN, GELU, [CLS] pooler + 2-class head, AdamW, batch 8 × 128, dropout 0) in five modes, side by side with the
+/// same workload in PyTorch (../shared/peer/models.py). Each mode runs in its own child process so peak RSS is that
+/// mode's alone, exactly as the peer does.
+/// </summary>
+internal static class EncoderStepBench
+{
+    private static readonly string[] Modes = ["full", "top2", "head", "lora", "infer"];
+
+    public static void Run(string[] args)
+    {
+        // Child: `encoder-step --child MODE THREADS` measures one mode and prints one JSON object.
+        if (args.Length >= 3 && args[0] == "--child") { Child(args[1], int.Parse(args[2]), Opt(args, "--iters", 5), Opt(args, "--warmup", 2)); return; }
+
+        var modes = args.Where(a => Modes.Contains(a)).ToArray();
+        if (modes.Length == 0) modes = Modes;
+        int threads = Opt(args, "--threads", 2);
+        bool peer = !args.Contains("--no-peer");
+        foreach (var mode in modes)
+        {
+            var ours = RunChild(mode, threads, args);
+            JsonObject? theirs = peer ? RunPeer(mode, threads) : null;
+            var rec = new JsonObject
+            {
+                ["bench"] = "encoder-step",
+                ["case"] = $"bert-base b8x128 {mode}",
+                ["threads"] = threads,
+                ["ms"] = ours["ms"]!.GetValue<double>(),
+                ["peak_rss_mb"] = ours["peak_rss_mb"]!.GetValue<double>(),
+                ["params_trainable"] = ours["params_trainable"]!.GetValue<long>(),
+                ["all_ms"] = ours["all_ms"]!.DeepClone(),
+            };
+            if (theirs is not null)
+            {
+                double refMs = theirs["ms"]!.GetValue<double>();
+                rec["ref_ms"] = Math.Round(refMs, 1);
+                rec["ref_peak_rss_mb"] = theirs["peak_rss_mb"]!.GetValue<double>();
+                rec["ratio"] = Math.Round(ours["ms"]!.GetValue<double>() / refMs, 3);
+                rec["ref"] = "pytorch " + (theirs["torch"]?.GetValue<string>() ?? "");
+            }
+            Console.WriteLine(rec.ToJsonString());
+        }
+    }
+
+    private static int Opt(string[] args, string name, int fallback)
+    {
+        int i = Array.IndexOf(args, name);
+        return i >= 0 && i + 1 < args.Length ? int.Parse(args[i + 1]) : fallback;
+    }
+
+    private static JsonObject RunChild(string mode, int threads, string[] args)
+    {
+        var self = Environment.ProcessPath!;
+        var psi = new ProcessStartInfo(self) { RedirectStandardOutput = true };
+        if (Path.GetFileNameWithoutExtension(self) == "dotnet") psi.ArgumentList.Add(typeof(EncoderStepBench).Assembly.Location);
+        foreach (var a in new[] { "encoder-step", "--child", mode, threads.ToString(), "--iters", Opt(args, "--iters", 5).ToString(), "--warmup", Opt(args, "--warmup", 2).ToString() })
+            psi.ArgumentList.Add(a);
+        psi.Environment["WHETSTONE_THREADS"] = threads.ToString();
+        psi.Environment.Remove("OPENBLAS_CORETYPE");
+        using var p = Process.Start(psi)!;
+        string output = p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        if (p.ExitCode != 0) throw new InvalidOperationException($"encoder-step child for {mode} failed with exit code {p.ExitCode}.");
+        return JsonNode.Parse(output.Trim().Split('\n')[^1])!.AsObject();
+    }
+
+    /// <summary>Runs ../shared/peer/models.py bert MODE THREADS with the tuned settings of peer/run.sh.</summary>
+    private static JsonObject? RunPeer(string mode, int threads)
+    {
+        var script = FindPeer();
+        if (script is null) { Console.Error.WriteLine("peer: ../shared/peer/run.sh not found; skipping PyTorch reference"); return null; }
+        var psi = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { script, "models.py", "bert", mode, threads.ToString() }) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        string output = p.StandardOutput.ReadToEnd();
+        string err = p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        var line = output.Split('\n').FirstOrDefault(l => l.StartsWith("RESULT ", StringComparison.Ordinal));
+        if (line is null) { Console.Error.WriteLine($"peer {mode} failed: {err.Trim().Split('\n').LastOrDefault()}"); return null; }
+        var rec = JsonNode.Parse(line["RESULT ".Length..])!.AsObject();
+        rec["torch"] = "1.13";
+        return rec;
+    }
+
+    private static string? FindPeer()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            var candidate = Path.Combine(dir.FullName, "..", "shared", "peer", "run.sh");
+            if (File.Exists(candidate)) return Path.GetFullPath(candidate);
+            candidate = Path.Combine(dir.FullName, "shared", "peer", "run.sh");
+            if (File.Exists(candidate)) return Path.GetFullPath(candidate);
+        }
+        return null;
+    }
+
+    private static void Child(string mode, int threads, int iters, int warmup)
+    {
+        Par.Threads = threads;
+        const int B = 8, T = 128;
+        var rng = new Rng(0);
+        var config = BertConfig.Base with { TypeVocabSize = 0, HiddenDropoutProb = 0, AttentionProbsDropoutProb = 0, LayerNormEps = 1e-5f };
+        var model = new BertForSequenceClassification(config, 2, rng);
+        var bert = model.Bert;
+        switch (mode)
+        {
+            case "full": break;
+            case "top2":
+                Freeze(bert.Embeddings);
+                for (int i = 0; i < config.NumHiddenLayers - 2; i++) Freeze(bert.Encoder.Layer[i]);
+                break;
+            case "head":
+                Freeze(bert.Embeddings);
+                Freeze(bert.Encoder);
+                break;
+            case "lora":
+                Freeze(model);
+                LoraInjector.Inject(bert.Encoder, "query|value", rank: 8, alpha: 16, rng);
+                foreach (var p in bert.Pooler.Parameters().Concat(model.Classifier.Parameters())) p.RequiresGrad = true;
+                break;
+            case "infer":
+                Freeze(model);
+                model.Eval();
+                break;
+            default: throw new ArgumentException($"unknown mode {mode}");
+        }
+        var ids = new int[B * T];
+        for (int i = 0; i < ids.Length; i++) ids[i] = rng.NextInt(config.VocabSize);
+        var targets = new int[B];
+        for (int i = 0; i < B; i++) targets[i] = rng.NextInt(2);
+        var trainable = model.NamedParameters().Where(p => p.Tensor.RequiresGrad).ToList();
+        var opt = trainable.Count > 0 ? new AdamW(model, lr: 1e-4) : null;   // torch.optim.AdamW(trainable, lr=1e-4): weight decay 0.01 on all
+
+        void Step()
+        {
+            using var scope = new TensorScope();
+            if (opt is null)
+            {
+                using (Tensors.Autograd.Graph.NoGrad()) model.Forward(ids, B, T);
+                return;
+            }
+            opt.ZeroGrad();
+            var loss = Tensor.CrossEntropy(model.Forward(ids, B, T), targets);
+            loss.Backward();
+            opt.Step();
+        }
+
+        var times = new List<double>();
+        for (int i = 0; i < warmup + iters; i++)
+        {
+            var sw = Stopwatch.StartNew();
+            Step();
+            if (i >= warmup) times.Add(sw.Elapsed.TotalMilliseconds);
+        }
+        var sorted = times.OrderBy(t => t).ToArray();
+        var rec = new JsonObject
+        {
+            ["ms"] = Math.Round(sorted[sorted.Length / 2], 1),
+            ["peak_rss_mb"] = Math.Round(PeakRssMb()),
+            ["params_trainable"] = trainable.Sum(p => (long)p.Tensor.Size),
+            ["all_ms"] = new JsonArray(times.Select(t => (JsonNode)Math.Round(t, 1)).ToArray()),
+        };
+        Console.WriteLine(rec.ToJsonString());
+    }
+
+    private static void Freeze(Module m)
+    {
+        foreach (var p in m.Parameters()) p.RequiresGrad = false;
+    }
+
+    internal static double PeakRssMb()
+    {
+        foreach (var line in File.ReadLines("/proc/self/status"))
+            if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
+                return double.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) / 1024.0;
+        return double.NaN;
+    }
+}

@@ -1,0 +1,230 @@
+using Whetstone.Nn;
+using Whetstone.Nn.Layers;
+using Whetstone.Tensors;
+
+namespace Whetstone.Models.Bert;
+
+// BERT (post-LN transformer encoder), one file for the whole family as in transformers' modeling_bert.py.
+// Module and parameter names follow the Hugging Face checkpoint keys, so a state dict maps one to one.
+// Axis letters: B batch, T tokens, D hidden, H heads, Dh head width, F intermediate width.
+
+/// <summary>
+/// The subset of a Hugging Face BERT <c>config.json</c> that shapes the network. Defaults are bert-base's, except
+/// attention-probability dropout: the fused attention kernel has none yet, so a non-zero value is refused.
+/// </summary>
+public sealed record BertConfig(
+    int VocabSize = 30522,
+    int HiddenSize = 768,
+    int NumHiddenLayers = 12,
+    int NumAttentionHeads = 12,
+    int IntermediateSize = 3072,
+    int MaxPositionEmbeddings = 512,
+    int TypeVocabSize = 2,
+    float LayerNormEps = 1e-12f,
+    string HiddenAct = "gelu",
+    float HiddenDropoutProb = 0.1f,
+    float AttentionProbsDropoutProb = 0f)
+{
+    public static BertConfig Base => new();
+}
+
+/// <summary>Word + position (+ token type) embeddings, then LayerNorm and dropout.</summary>
+public sealed class BertEmbeddings : Module
+{
+    private readonly Embedding _word, _position;
+    private readonly Embedding? _tokenType;
+    private readonly LayerNorm _norm;
+    private readonly Dropout _dropout;
+
+    public BertEmbeddings(BertConfig c, Rng rng)
+    {
+        _word = RegisterModule("word_embeddings", new Embedding(c.VocabSize, c.HiddenSize, rng));
+        _position = RegisterModule("position_embeddings", new Embedding(c.MaxPositionEmbeddings, c.HiddenSize, rng));
+        if (c.TypeVocabSize > 0) _tokenType = RegisterModule("token_type_embeddings", new Embedding(c.TypeVocabSize, c.HiddenSize, rng));
+        _norm = RegisterModule("LayerNorm", new LayerNorm(c.HiddenSize, c.LayerNormEps));
+        _dropout = RegisterModule("dropout", new Dropout(c.HiddenDropoutProb, rng));
+    }
+
+    public Embedding WordEmbeddings => _word;
+
+    /// <summary>ids (B, T) → (B, T, D).</summary>
+    public Tensor Forward(int[] ids, int b, int t, int[]? tokenTypes = null)
+    {
+        if (t > _position.Count) throw new ArgumentException($"Sequence of {t} tokens exceeds max_position_embeddings = {_position.Count}.");
+        var positions = new int[t];
+        for (int i = 0; i < t; i++) positions[i] = i;
+        var x = _word.Forward(ids, b, t) + _position.Forward(positions, 1, t);
+        if (_tokenType is not null) x += _tokenType.Forward(tokenTypes ?? new int[b * t], b, t);
+        return _dropout.Forward(_norm.Forward(x));
+    }
+}
+
+/// <summary>query/key/value projections and scaled dot-product attention over split heads.</summary>
+public sealed class BertSelfAttention : Module
+{
+    private readonly int _heads;
+    public Linear Query { get; }
+    public Linear Key { get; }
+    public Linear Value { get; }
+
+    public BertSelfAttention(BertConfig c, Rng rng)
+    {
+        if (c.HiddenSize % c.NumAttentionHeads != 0)
+            throw new ArgumentException($"hidden_size {c.HiddenSize} is not divisible by num_attention_heads {c.NumAttentionHeads}.");
+        _heads = c.NumAttentionHeads;
+        Query = RegisterModule("query", new Linear(c.HiddenSize, c.HiddenSize, true, rng));
+        Key = RegisterModule("key", new Linear(c.HiddenSize, c.HiddenSize, true, rng));
+        Value = RegisterModule("value", new Linear(c.HiddenSize, c.HiddenSize, true, rng));
+        // Dropout on the attention probabilities is not fused into the attention kernel yet: refuse rather than ignore it.
+        if (c.AttentionProbsDropoutProb > 0)
+            throw new NotSupportedException("attention_probs_dropout_prob > 0 is not supported yet; set it to 0 for fine-tuning.");
+    }
+
+    /// <summary>x (B, T, D), mask (B, T) of 1/0 → context (B, T, D).</summary>
+    public Tensor Forward(Tensor x, Tensor? mask)
+    {
+        int b = x.Dim(0), t = x.Dim(1), d = x.Dim(2), dh = d / _heads;
+        Tensor Split(Tensor y) => y.Reshape(b, t, _heads, dh).Permute(0, 2, 1, 3);   // (B, H, T, Dh)
+        var ctx = Tensor.ScaledDotProductAttention(Split(Query.Forward(x)), Split(Key.Forward(x)), Split(Value.Forward(x)), causal: false, mask);
+        return ctx.Permute(0, 2, 1, 3).Reshape(b, t, d);                                   // free: stored (B, T, H, Dh)
+    }
+}
+
+/// <summary>A dense projection followed by dropout, a residual add and LayerNorm (BertSelfOutput / BertOutput).</summary>
+public sealed class BertResidualOutput : Module
+{
+    private readonly Dropout _dropout;
+    public Linear Dense { get; }
+    public LayerNorm Norm { get; }
+
+    public BertResidualOutput(int inFeatures, BertConfig c, Rng rng)
+    {
+        Dense = RegisterModule("dense", new Linear(inFeatures, c.HiddenSize, true, rng));
+        Norm = RegisterModule("LayerNorm", new LayerNorm(c.HiddenSize, c.LayerNormEps));
+        _dropout = RegisterModule("dropout", new Dropout(c.HiddenDropoutProb, rng));
+    }
+
+    public Tensor Forward(Tensor hidden, Tensor residual) => Norm.Forward(_dropout.Forward(Dense.Forward(hidden)) + residual);
+}
+
+public sealed class BertAttention : Module
+{
+    public BertSelfAttention Self { get; }
+    public BertResidualOutput Output { get; }
+
+    public BertAttention(BertConfig c, Rng rng)
+    {
+        Self = RegisterModule("self", new BertSelfAttention(c, rng));
+        Output = RegisterModule("output", new BertResidualOutput(c.HiddenSize, c, rng));
+    }
+
+    public Tensor Forward(Tensor x, Tensor? mask) => Output.Forward(Self.Forward(x, mask), x);
+}
+
+public sealed class BertIntermediate : Module
+{
+    private readonly bool _tanhGelu;
+    public Linear Dense { get; }
+
+    public BertIntermediate(BertConfig c, Rng rng)
+    {
+        _tanhGelu = c.HiddenAct switch
+        {
+            "gelu" => false,
+            "gelu_new" or "gelu_pytorch_tanh" => true,
+            _ => throw new NotSupportedException($"hidden_act '{c.HiddenAct}' is not supported (gelu, gelu_new, gelu_pytorch_tanh)."),
+        };
+        Dense = RegisterModule("dense", new Linear(c.HiddenSize, c.IntermediateSize, true, rng));
+    }
+
+    public Tensor Forward(Tensor x) => Dense.Forward(x).Gelu(_tanhGelu);
+}
+
+public sealed class BertLayer : Module
+{
+    public BertAttention Attention { get; }
+    public BertIntermediate Intermediate { get; }
+    public BertResidualOutput Output { get; }
+
+    public BertLayer(BertConfig c, Rng rng)
+    {
+        Attention = RegisterModule("attention", new BertAttention(c, rng));
+        Intermediate = RegisterModule("intermediate", new BertIntermediate(c, rng));
+        Output = RegisterModule("output", new BertResidualOutput(c.IntermediateSize, c, rng));
+    }
+
+    public Tensor Forward(Tensor x, Tensor? mask)
+    {
+        var a = Attention.Forward(x, mask);
+        return Output.Forward(Intermediate.Forward(a), a);
+    }
+}
+
+public sealed class BertEncoder : Module
+{
+    public ModuleList<BertLayer> Layer { get; }
+
+    public BertEncoder(BertConfig c, Rng rng)
+    {
+        Layer = RegisterModule("layer", new ModuleList<BertLayer>());
+        for (int i = 0; i < c.NumHiddenLayers; i++) Layer.Add(new BertLayer(c, rng));
+    }
+
+    public Tensor Forward(Tensor x, Tensor? mask)
+    {
+        foreach (var layer in Layer) x = layer.Forward(x, mask);
+        return x;
+    }
+}
+
+/// <summary>tanh(dense(h[:, 0])): the [CLS] pooler.</summary>
+public sealed class BertPooler : Module
+{
+    public Linear Dense { get; }
+
+    public BertPooler(BertConfig c, Rng rng) => Dense = RegisterModule("dense", new Linear(c.HiddenSize, c.HiddenSize, true, rng));
+
+    public Tensor Forward(Tensor hidden) => Dense.Forward(hidden.Select(1, 0)).Tanh();
+}
+
+public sealed class BertModel : Module
+{
+    public BertConfig Config { get; }
+    public BertEmbeddings Embeddings { get; }
+    public BertEncoder Encoder { get; }
+    public BertPooler Pooler { get; }
+
+    public BertModel(BertConfig c, Rng rng)
+    {
+        Config = c;
+        Embeddings = RegisterModule("embeddings", new BertEmbeddings(c, rng));
+        Encoder = RegisterModule("encoder", new BertEncoder(c, rng));
+        Pooler = RegisterModule("pooler", new BertPooler(c, rng));
+    }
+
+    /// <summary>ids (B, T), attention mask (B, T) of 1/0 or null → (last hidden state (B, T, D), pooled (B, D)).</summary>
+    public (Tensor Hidden, Tensor Pooled) Forward(int[] ids, int b, int t, Tensor? attentionMask = null, int[]? tokenTypes = null)
+    {
+        var h = Encoder.Forward(Embeddings.Forward(ids, b, t, tokenTypes), attentionMask);
+        return (h, Pooler.Forward(h));
+    }
+}
+
+/// <summary>BERT with a dropout + linear classifier on the pooled [CLS] vector (BertForSequenceClassification).</summary>
+public sealed class BertForSequenceClassification : Module
+{
+    private readonly Dropout _dropout;
+    public BertModel Bert { get; }
+    public Linear Classifier { get; }
+
+    public BertForSequenceClassification(BertConfig c, int numLabels, Rng rng)
+    {
+        Bert = RegisterModule("bert", new BertModel(c, rng));
+        _dropout = RegisterModule("dropout", new Dropout(c.HiddenDropoutProb, rng));
+        Classifier = RegisterModule("classifier", new Linear(c.HiddenSize, numLabels, true, rng));
+    }
+
+    /// <summary>Logits (B, labels).</summary>
+    public Tensor Forward(int[] ids, int b, int t, Tensor? attentionMask = null, int[]? tokenTypes = null) =>
+        Classifier.Forward(_dropout.Forward(Bert.Forward(ids, b, t, attentionMask, tokenTypes).Pooled));
+}
