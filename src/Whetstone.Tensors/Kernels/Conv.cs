@@ -457,7 +457,11 @@ internal static unsafe class Depthwise
                                 PlaneInputGrad(g, dyp, wk, dxp);
                             }
                         }
-                        if (wantW) PlaneWeightGrad(g, xp, dyp, acc);
+                        if (wantW)
+                        {
+                            if (fast) WeightGrad3x3S1(xp, g.H, g.W, dyp, g.OH, g.OW, g.PH, g.PW, acc);
+                            else PlaneWeightGrad(g, xp, dyp, acc);
+                        }
                     }
                     if (wantW)
                         for (int t = 0; t < taps; t++) adw[c * taps + t] = accDw ? adw[c * taps + t] + acc[t] : acc[t];
@@ -466,10 +470,14 @@ internal static unsafe class Depthwise
         }
     }
 
+    private static readonly Vector512<float> Lanes512 = Vector512.Create(0f, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    private static readonly Vector256<float> Lanes256 = Vector256.Create(0f, 1, 2, 3, 4, 5, 6, 7);
+
     /// <summary>
     /// One plane of a 3×3 stride-1 correlation: y[oh, ow] (+)= bias + Σ_ij w[i,j]·x[oh − ph + i, ow − pw + j]
     /// (any padding, negative included). Interior columns run 16 (or 8) wide in registers; a final overlapping
-    /// block covers the remainder when overwriting, so only the padded border columns go scalar.
+    /// block covers the remainder (masked to the lanes not yet done when accumulating), so only the padded border
+    /// columns go scalar.
     /// </summary>
     internal static void Plane3x3S1(float* x, int H, int W, float* wk, float bias, float* y, int OH, int OW, int ph, int pw, bool accumulate)
     {
@@ -492,12 +500,14 @@ internal static unsafe class Depthwise
                 var vw6 = Vector512.Create(w6); var vw7 = Vector512.Create(w7); var vw8 = Vector512.Create(w8);
                 while (true)
                 {
+                    int done = 0;   // lanes of this block already written (the overlapping last block)
                     if (ow > hi - 16)
                     {
-                        if (ow == hi || accumulate) break;
-                        ow = hi - 16;   // overlapping last block recomputes a few outputs (pure writes)
+                        if (ow == hi) break;
+                        done = ow - (hi - 16);
+                        ow = hi - 16;
                     }
-                    var acc = accumulate ? Vector512.Load(yr + ow) + b : b;
+                    var acc = b;
                     if (v0)
                     {
                         acc = Vector512.FusedMultiplyAdd(Vector512.Load(r0 + ow), vw0, acc);
@@ -516,6 +526,12 @@ internal static unsafe class Depthwise
                         acc = Vector512.FusedMultiplyAdd(Vector512.Load(r2 + ow + 1), vw7, acc);
                         acc = Vector512.FusedMultiplyAdd(Vector512.Load(r2 + ow + 2), vw8, acc);
                     }
+                    if (accumulate)
+                    {
+                        // the overlapping block adds only to the lanes not done yet
+                        if (done > 0) acc = Vector512.ConditionalSelect(Vector512.GreaterThanOrEqual(Lanes512, Vector512.Create((float)done)), acc, Vector512<float>.Zero);
+                        acc += Vector512.Load(yr + ow);
+                    }
                     acc.Store(yr + ow);
                     ow += 16;
                 }
@@ -528,12 +544,14 @@ internal static unsafe class Depthwise
                 var vw6 = Vector256.Create(w6); var vw7 = Vector256.Create(w7); var vw8 = Vector256.Create(w8);
                 while (true)
                 {
+                    int done = 0;
                     if (ow > hi - 8)
                     {
-                        if (ow == hi || accumulate) break;
+                        if (ow == hi) break;
+                        done = ow - (hi - 8);
                         ow = hi - 8;
                     }
-                    var acc = accumulate ? Vector256.Load(yr + ow) + b : b;
+                    var acc = b;
                     if (v0)
                     {
                         acc = Vector256.FusedMultiplyAdd(Vector256.Load(r0 + ow), vw0, acc);
@@ -552,6 +570,11 @@ internal static unsafe class Depthwise
                         acc = Vector256.FusedMultiplyAdd(Vector256.Load(r2 + ow + 1), vw7, acc);
                         acc = Vector256.FusedMultiplyAdd(Vector256.Load(r2 + ow + 2), vw8, acc);
                     }
+                    if (accumulate)
+                    {
+                        if (done > 0) acc = Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(Lanes256, Vector256.Create((float)done)), acc, Vector256<float>.Zero);
+                        acc += Vector256.Load(yr + ow);
+                    }
                     acc.Store(yr + ow);
                     ow += 8;
                 }
@@ -559,6 +582,82 @@ internal static unsafe class Depthwise
             for (; ow < hi; ow++) yr[ow] = Point3x3(x, H, W, wk, bias, ih0, ow - pw, accumulate ? yr[ow] : 0f);
             for (int o = 0; o < lo; o++) yr[o] = Point3x3(x, H, W, wk, bias, ih0, o - pw, accumulate ? yr[o] : 0f);
             for (int o = hi; o < OW; o++) yr[o] = Point3x3(x, H, W, wk, bias, ih0, o - pw, accumulate ? yr[o] : 0f);
+        }
+    }
+
+    /// <summary>
+    /// acc[i·3 + j] += Σ_oh,ow dy[oh, ow]·x[oh − ph + i, ow − pw + j] over one plane (3×3 stride 1): nine vector
+    /// accumulators over the interior columns (the last, overlapping block masks the lanes already counted),
+    /// scalar border columns, one horizontal sum per tap at the end.
+    /// </summary>
+    internal static void WeightGrad3x3S1(float* x, int H, int W, float* dy, int OH, int OW, int ph, int pw, float* acc)
+    {
+        int lo = Math.Clamp(pw, 0, OW), hi = Math.Clamp(W + pw - 2, lo, OW);
+        float* sc = stackalloc float[9];
+        for (int t = 0; t < 9; t++) sc[t] = 0;
+        bool v512 = Vector512.IsHardwareAccelerated && hi - lo >= 16;
+        var a0 = Vector512<float>.Zero; var a1 = a0; var a2 = a0; var a3 = a0; var a4 = a0; var a5 = a0; var a6 = a0; var a7 = a0; var a8 = a0;
+        for (int oh = 0; oh < OH; oh++)
+        {
+            float* d = dy + (long)oh * OW;
+            int ih0 = oh - ph;
+            bool v0 = (uint)ih0 < (uint)H, v1 = (uint)(ih0 + 1) < (uint)H, v2 = (uint)(ih0 + 2) < (uint)H;
+            float* r0 = x + (long)ih0 * W - pw, r1 = r0 + W, r2 = r1 + W;
+            int ow = lo;
+            if (v512)
+            {
+                while (ow < hi)
+                {
+                    Vector512<float> g;
+                    if (ow <= hi - 16) g = Vector512.Load(d + ow);
+                    else
+                    {
+                        int done = ow - (hi - 16);
+                        ow = hi - 16;
+                        g = Vector512.ConditionalSelect(Vector512.GreaterThanOrEqual(Lanes512, Vector512.Create((float)done)), Vector512.Load(d + ow), Vector512<float>.Zero);
+                    }
+                    if (v0)
+                    {
+                        a0 = Vector512.FusedMultiplyAdd(Vector512.Load(r0 + ow), g, a0);
+                        a1 = Vector512.FusedMultiplyAdd(Vector512.Load(r0 + ow + 1), g, a1);
+                        a2 = Vector512.FusedMultiplyAdd(Vector512.Load(r0 + ow + 2), g, a2);
+                    }
+                    if (v1)
+                    {
+                        a3 = Vector512.FusedMultiplyAdd(Vector512.Load(r1 + ow), g, a3);
+                        a4 = Vector512.FusedMultiplyAdd(Vector512.Load(r1 + ow + 1), g, a4);
+                        a5 = Vector512.FusedMultiplyAdd(Vector512.Load(r1 + ow + 2), g, a5);
+                    }
+                    if (v2)
+                    {
+                        a6 = Vector512.FusedMultiplyAdd(Vector512.Load(r2 + ow), g, a6);
+                        a7 = Vector512.FusedMultiplyAdd(Vector512.Load(r2 + ow + 1), g, a7);
+                        a8 = Vector512.FusedMultiplyAdd(Vector512.Load(r2 + ow + 2), g, a8);
+                    }
+                    ow += 16;
+                }
+            }
+            for (; ow < hi; ow++) PointWeightGrad3x3(x, H, W, d[ow], ih0, ow - pw, sc);
+            for (int o = 0; o < lo; o++) PointWeightGrad3x3(x, H, W, d[o], ih0, o - pw, sc);
+            for (int o = hi; o < OW; o++) PointWeightGrad3x3(x, H, W, d[o], ih0, o - pw, sc);
+        }
+        acc[0] += sc[0] + Vector512.Sum(a0); acc[1] += sc[1] + Vector512.Sum(a1); acc[2] += sc[2] + Vector512.Sum(a2);
+        acc[3] += sc[3] + Vector512.Sum(a3); acc[4] += sc[4] + Vector512.Sum(a4); acc[5] += sc[5] + Vector512.Sum(a5);
+        acc[6] += sc[6] + Vector512.Sum(a6); acc[7] += sc[7] + Vector512.Sum(a7); acc[8] += sc[8] + Vector512.Sum(a8);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PointWeightGrad3x3(float* x, int H, int W, float g, int ih0, int iw0, float* acc)
+    {
+        for (int i = 0; i < 3; i++)
+        {
+            int ih = ih0 + i;
+            if ((uint)ih >= (uint)H) continue;
+            for (int j = 0; j < 3; j++)
+            {
+                int iw = iw0 + j;
+                if ((uint)iw < (uint)W) acc[i * 3 + j] += g * x[(long)ih * W + iw];
+            }
         }
     }
 
