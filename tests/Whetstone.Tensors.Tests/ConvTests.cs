@@ -93,6 +93,9 @@ public class ConvTests
     [InlineData(2, 3, 5, 4, 3, 3, 3, 1, 1, 1, 3)] // depthwise, tiny plane (all scalar)
     [InlineData(2, 3, 6, 6, 3, 3, 3, 1, 0, 1, 3)] // depthwise, no padding
     [InlineData(2, 5, 23, 19, 5, 3, 3, 2, 1, 1, 5)] // depthwise stride 2
+    [InlineData(2, 3, 9, 70, 3, 3, 3, 2, 1, 1, 3)] // depthwise stride 2, AVX-512 interior + overlap
+    [InlineData(1, 2, 8, 67, 2, 3, 3, 2, 0, 1, 2)] // depthwise stride 2, odd width, no padding
+    [InlineData(2, 2, 7, 81, 2, 3, 3, 2, 2, 1, 2)] // depthwise stride 2, padding 2
     [InlineData(2, 4, 15, 18, 4, 5, 5, 1, 4, 2, 4)] // depthwise 5×5 dilation 2
     [InlineData(2, 3, 9, 9, 6, 3, 3, 1, 1, 1, 3)] // channel multiplier 2 (grouped GEMM path)
     public void FloatFastPathsMatchDouble(int n, int cin, int h, int w, int cout, int kh, int kw, int s, int p, int d, int groups)

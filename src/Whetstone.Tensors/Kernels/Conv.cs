@@ -2,6 +2,7 @@ using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using Whetstone.Tensors.Memory;
 
 namespace Whetstone.Tensors.Kernels;
@@ -399,6 +400,7 @@ internal static unsafe class Conv
 internal static unsafe class Depthwise
 {
     private static bool Is3x3S1(ConvGeom g) => g.KH == 3 && g.KW == 3 && g.SH == 1 && g.SW == 1 && g.DH == 1 && g.DW == 1;
+    private static bool Is3x3S2(ConvGeom g) => Avx512F.IsSupported && g.KH == 3 && g.KW == 3 && g.SH == 2 && g.SW == 2 && g.DH == 1 && g.DW == 1;
 
     // x (N, C, H, W), w (C, 1, KH, KW), b (C) or empty → y (N, C, OH, OW)
     public static void Forward(ConvGeom g, ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> b, Span<float> y)
@@ -407,7 +409,7 @@ internal static unsafe class Depthwise
         {
             float* ax = px, aw = pw, ab = b.IsEmpty ? null : pb, ay = py;
             int taps = g.KH * g.KW;
-            bool fast = Is3x3S1(g);
+            bool fast = Is3x3S1(g), fast2 = Is3x3S2(g);
             Par.For(g.N * g.Cin, Math.Max(1, 16384 / Math.Max(1, g.OHW * taps)), (p0, p1) =>
             {
                 for (int p = p0; p < p1; p++)
@@ -416,6 +418,7 @@ internal static unsafe class Depthwise
                     float bias = ab == null ? 0f : ab[c];
                     float* xp = ax + (long)p * g.HW, yp = ay + (long)p * g.OHW, wk = aw + c * taps;
                     if (fast) Plane3x3S1(xp, g.H, g.W, wk, bias, yp, g.OH, g.OW, g.PH, g.PW, accumulate: false);
+                    else if (fast2) Plane3x3S2(xp, g.H, g.W, wk, bias, yp, g.OH, g.OW, g.PH, g.PW);
                     else PlaneForward(g, xp, wk, bias, yp);
                 }
             });
@@ -431,7 +434,7 @@ internal static unsafe class Depthwise
         {
             float* ax = px, aw = pw, ady = pdy, adx = pdx, adw = pdw;
             int taps = g.KH * g.KW;
-            bool fast = Is3x3S1(g);
+            bool fast = Is3x3S1(g), fast2 = Is3x3S2(g);
             Par.For(g.Cin, Math.Max(1, 16384 / Math.Max(1, g.N * g.OHW * taps)), (c0, c1) =>
             {
                 float* flipped = stackalloc float[9];
@@ -460,6 +463,7 @@ internal static unsafe class Depthwise
                         if (wantW)
                         {
                             if (fast) WeightGrad3x3S1(xp, g.H, g.W, dyp, g.OH, g.OW, g.PH, g.PW, acc);
+                            else if (fast2) WeightGrad3x3S2(xp, g.H, g.W, dyp, g.OH, g.OW, g.PH, g.PW, acc);
                             else PlaneWeightGrad(g, xp, dyp, acc);
                         }
                     }
@@ -640,6 +644,104 @@ internal static unsafe class Depthwise
             for (; ow < hi; ow++) PointWeightGrad3x3(x, H, W, d[ow], ih0, ow - pw, sc);
             for (int o = 0; o < lo; o++) PointWeightGrad3x3(x, H, W, d[o], ih0, o - pw, sc);
             for (int o = hi; o < OW; o++) PointWeightGrad3x3(x, H, W, d[o], ih0, o - pw, sc);
+        }
+        acc[0] += sc[0] + Vector512.Sum(a0); acc[1] += sc[1] + Vector512.Sum(a1); acc[2] += sc[2] + Vector512.Sum(a2);
+        acc[3] += sc[3] + Vector512.Sum(a3); acc[4] += sc[4] + Vector512.Sum(a4); acc[5] += sc[5] + Vector512.Sum(a5);
+        acc[6] += sc[6] + Vector512.Sum(a6); acc[7] += sc[7] + Vector512.Sum(a7); acc[8] += sc[8] + Vector512.Sum(a8);
+    }
+
+    // ---- 3×3 stride 2 (AVX-512): 16 outputs read 32(+2) consecutive inputs per row, split into even / odd lanes ----
+
+    private static readonly Vector512<int> Even = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    private static readonly Vector512<int> Odd = Vector512.Create(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+
+    /// <summary>Block starts ow in [lo, last] read x[ih, 2·ow − pw .. 2·ow − pw + 34) inside the row.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (int lo, int last) S2Interior(int W, int pw, int OW)
+    {
+        int lo = Math.Min((pw + 1) / 2, OW);
+        int last = Math.Min((W + pw - 34) >> 1, OW - 16);   // floor division (the numerator may be negative)
+        return (lo, last);
+    }
+
+    // taps j = 0, 1, 2 of 16 stride-2 outputs starting at r (= row pointer + 2·ow − pw)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void S2Taps(float* r, out Vector512<float> t0, out Vector512<float> t1, out Vector512<float> t2)
+    {
+        var a = Vector512.Load(r); var b = Vector512.Load(r + 16);
+        t0 = Avx512F.PermuteVar16x32x2(a, Even, b);
+        t1 = Avx512F.PermuteVar16x32x2(a, Odd, b);
+        t2 = Avx512F.PermuteVar16x32x2(Vector512.Load(r + 2), Even, Vector512.Load(r + 18));
+    }
+
+    /// <summary>One plane of a 3×3 stride-2 correlation (overwrites y): SIMD interior, scalar borders.</summary>
+    internal static void Plane3x3S2(float* x, int H, int W, float* wk, float bias, float* y, int OH, int OW, int ph, int pw)
+    {
+        var (lo, last) = S2Interior(W, pw, OW);
+        var b = Vector512.Create(bias);
+        var vw0 = Vector512.Create(wk[0]); var vw1 = Vector512.Create(wk[1]); var vw2 = Vector512.Create(wk[2]);
+        var vw3 = Vector512.Create(wk[3]); var vw4 = Vector512.Create(wk[4]); var vw5 = Vector512.Create(wk[5]);
+        var vw6 = Vector512.Create(wk[6]); var vw7 = Vector512.Create(wk[7]); var vw8 = Vector512.Create(wk[8]);
+        for (int oh = 0; oh < OH; oh++)
+        {
+            float* yr = y + (long)oh * OW;
+            int ih0 = 2 * oh - ph;
+            bool v0 = (uint)ih0 < (uint)H, v1 = (uint)(ih0 + 1) < (uint)H, v2 = (uint)(ih0 + 2) < (uint)H;
+            float* r0 = x + (long)ih0 * W - pw, r1 = r0 + W, r2 = r1 + W;
+            int o = 0;
+            for (; o < lo; o++) yr[o] = Point3x3(x, H, W, wk, bias, ih0, 2 * o - pw, 0f);
+            if (last >= lo)
+            {
+                for (int ow = lo; ; ow += 16)
+                {
+                    if (ow > last) { if (ow >= last + 16) break; ow = last; }   // overlapping last block (pure writes)
+                    var acc = b;
+                    if (v0) { S2Taps(r0 + 2 * ow, out var t0, out var t1, out var t2); acc = Vector512.FusedMultiplyAdd(t0, vw0, acc); acc = Vector512.FusedMultiplyAdd(t1, vw1, acc); acc = Vector512.FusedMultiplyAdd(t2, vw2, acc); }
+                    if (v1) { S2Taps(r1 + 2 * ow, out var t0, out var t1, out var t2); acc = Vector512.FusedMultiplyAdd(t0, vw3, acc); acc = Vector512.FusedMultiplyAdd(t1, vw4, acc); acc = Vector512.FusedMultiplyAdd(t2, vw5, acc); }
+                    if (v2) { S2Taps(r2 + 2 * ow, out var t0, out var t1, out var t2); acc = Vector512.FusedMultiplyAdd(t0, vw6, acc); acc = Vector512.FusedMultiplyAdd(t1, vw7, acc); acc = Vector512.FusedMultiplyAdd(t2, vw8, acc); }
+                    acc.Store(yr + ow);
+                    o = ow + 16;
+                }
+            }
+            for (; o < OW; o++) yr[o] = Point3x3(x, H, W, wk, bias, ih0, 2 * o - pw, 0f);
+        }
+    }
+
+    /// <summary>acc[i·3 + j] += Σ dy[oh, ow]·x[2·oh − ph + i, 2·ow − pw + j] over one plane (3×3 stride 2).</summary>
+    internal static void WeightGrad3x3S2(float* x, int H, int W, float* dy, int OH, int OW, int ph, int pw, float* acc)
+    {
+        var (lo, last) = S2Interior(W, pw, OW);
+        float* sc = stackalloc float[9];
+        for (int t = 0; t < 9; t++) sc[t] = 0;
+        var a0 = Vector512<float>.Zero; var a1 = a0; var a2 = a0; var a3 = a0; var a4 = a0; var a5 = a0; var a6 = a0; var a7 = a0; var a8 = a0;
+        for (int oh = 0; oh < OH; oh++)
+        {
+            float* d = dy + (long)oh * OW;
+            int ih0 = 2 * oh - ph;
+            bool v0 = (uint)ih0 < (uint)H, v1 = (uint)(ih0 + 1) < (uint)H, v2 = (uint)(ih0 + 2) < (uint)H;
+            float* r0 = x + (long)ih0 * W - pw, r1 = r0 + W, r2 = r1 + W;
+            int o = 0;
+            for (; o < lo; o++) PointWeightGrad3x3(x, H, W, d[o], ih0, 2 * o - pw, sc);
+            if (last >= lo)
+            {
+                for (int ow = lo; ; ow += 16)
+                {
+                    Vector512<float> g;
+                    if (ow <= last) g = Vector512.Load(d + ow);
+                    else
+                    {
+                        if (ow >= last + 16) break;
+                        int done = ow - last;
+                        ow = last;
+                        g = Vector512.ConditionalSelect(Vector512.GreaterThanOrEqual(Lanes512, Vector512.Create((float)done)), Vector512.Load(d + ow), Vector512<float>.Zero);
+                    }
+                    if (v0) { S2Taps(r0 + 2 * ow, out var t0, out var t1, out var t2); a0 = Vector512.FusedMultiplyAdd(t0, g, a0); a1 = Vector512.FusedMultiplyAdd(t1, g, a1); a2 = Vector512.FusedMultiplyAdd(t2, g, a2); }
+                    if (v1) { S2Taps(r1 + 2 * ow, out var t0, out var t1, out var t2); a3 = Vector512.FusedMultiplyAdd(t0, g, a3); a4 = Vector512.FusedMultiplyAdd(t1, g, a4); a5 = Vector512.FusedMultiplyAdd(t2, g, a5); }
+                    if (v2) { S2Taps(r2 + 2 * ow, out var t0, out var t1, out var t2); a6 = Vector512.FusedMultiplyAdd(t0, g, a6); a7 = Vector512.FusedMultiplyAdd(t1, g, a7); a8 = Vector512.FusedMultiplyAdd(t2, g, a8); }
+                    o = ow + 16;
+                }
+            }
+            for (; o < OW; o++) PointWeightGrad3x3(x, H, W, d[o], ih0, 2 * o - pw, sc);
         }
         acc[0] += sc[0] + Vector512.Sum(a0); acc[1] += sc[1] + Vector512.Sum(a1); acc[2] += sc[2] + Vector512.Sum(a2);
         acc[3] += sc[3] + Vector512.Sum(a3); acc[4] += sc[4] + Vector512.Sum(a4); acc[5] += sc[5] + Vector512.Sum(a5);

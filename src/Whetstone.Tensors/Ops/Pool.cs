@@ -1,3 +1,4 @@
+using System.Buffers;
 using Whetstone.Tensors.Autograd;
 using Whetstone.Tensors.Kernels;
 
@@ -16,14 +17,17 @@ public sealed partial class Tensor
         var g = PoolGeometry("MaxPool2d", kernel, stride, padding);
         var x = Contiguous();
         var y = Empty(PoolShape(g));
-        var arg = new int[y.Size];
-        Pool.MaxForward<float>(g, x.Span, y.Span, arg);
+        int count = y.Size;
+        var arg = ArrayPool<int>.Shared.Rent(count);   // argmax per output; goes back after the backward (or now, without a graph)
+        Pool.MaxForward<float>(g, x.Span, y.Span, arg.AsSpan(0, count));
         if (Graph.Needs(x))
             Graph.Record(y, "maxpool2d", gy =>
             {
                 var gx = x.GradBuffer(out bool fresh);
-                Pool.MaxBackward<float>(g, gy.Contiguous().Span, arg, gx.Span, accumulate: !fresh);
+                Pool.MaxBackward<float>(g, gy.Contiguous().Span, arg.AsSpan(0, count), gx.Span, accumulate: !fresh);
+                ArrayPool<int>.Shared.Return(arg);
             }, x);
+        else ArrayPool<int>.Shared.Return(arg);
         return y;
     }
 
