@@ -1,3 +1,7 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+
 namespace Whetstone.Tensors.Kernels;
 
 /// <summary>
@@ -5,20 +9,90 @@ namespace Whetstone.Tensors.Kernels;
 /// A is stored [M,K] (or [K,M] when transposed) with leading dimension lda; likewise B [K,N] / [N,K] and C [M,N].
 /// beta = 0 overwrites C without reading it (C may hold garbage or NaN).
 /// </summary>
+/// <remarks>
+/// GotoBLAS/BLIS structure. N is cut into chunks of <c>Nc</c> columns; for each chunk all of op(B) is packed once
+/// (shared by the threads) into NR-wide panels, one kc-deep block after another. The rows of C are cut into
+/// blocks of mc rows (and, when there are few of them, the chunk's panels into column groups); every
+/// (row block, column group) item is one task for <see cref="Par.For(int,int,Action{int,int})"/>: it packs its
+/// rows of op(A) into MR-tall panels (thread-local buffer) per kc block and runs the register-blocked
+/// micro-kernel over its tiles. Each C element is summed in the same order (kc blocks in turn, k ascending in a
+/// block) whatever the tiling or thread count, so results are bit-identical for any number of threads.
+/// </remarks>
 internal static unsafe partial class Gemm
 {
+    /// <summary>A micro-kernel: acc(MR×NR) = Σ_p pa[p·MR+r]·pb[p·NR+c]; C = alpha·acc (beta = 0) or fma(beta, C, alpha·acc).</summary>
+    internal readonly struct Config
+    {
+        public readonly int Mr, Nr, Mc, Kc, Nc;
+        public readonly delegate*<int, float*, float*, float*, nint, float, float, void> Kernel;
+        public readonly string Name;
+
+        public Config(string name, int mr, int nr, int mc, int kc, int nc, delegate*<int, float*, float*, float*, nint, float, float, void> kernel)
+        {
+            Name = name; Mr = mr; Nr = nr; Kc = kc; Kernel = kernel;
+            Mc = Math.Max(mr, mc / mr * mr);
+            Nc = Math.Max(nr, nc / nr * nr);
+        }
+
+        public Config WithBlocking(int mc, int kc, int nc) => new(Name, Mr, Nr, mc, kc, nc, Kernel);
+    }
+
+    /// <summary>The kernel and blocking in use (settable for tuning and tests).</summary>
+    internal static Config Current = DefaultConfig();
+
+    /// <summary>Problems with fewer multiply-adds than this run on the calling thread only.</summary>
+    internal static long ParallelThreshold = 1 << 17;
+
+    internal static Config DefaultConfig()
+    {
+        if (Vector512.IsHardwareAccelerated) return Kernel512("14x32");
+        if (Vector256.IsHardwareAccelerated) return new Config("256:6x16", 6, 16, 144, 256, 2048, &K256_6x16);
+        return new Config("scalar:4x4", 4, 4, 64, 256, 1024, &KScalar4x4);
+    }
+
+    /// <summary>An AVX-512 micro-kernel by shape, with default blocking.</summary>
+    internal static Config Kernel512(string shape) => shape switch
+    {
+        "14x32" => new Config("512:14x32", 14, 32, 140, 384, 4096, &K512_14x32),
+        "12x32" => new Config("512:12x32", 12, 32, 144, 384, 4096, &K512_12x32),
+        "8x32" => new Config("512:8x32", 8, 32, 128, 384, 4096, &K512_8x32),
+        "6x64" => new Config("512:6x64", 6, 64, 144, 384, 4096, &K512_6x64),
+        "4x64" => new Config("512:4x64", 4, 64, 128, 384, 4096, &K512_4x64),
+        "8x48" => new Config("512:8x48", 8, 48, 128, 384, 4096, &K512_8x48),
+        _ => throw new ArgumentException($"unknown kernel {shape}"),
+    };
+
     public static void Run(bool transA, bool transB, int m, int n, int k, float alpha,
         float* a, int lda, float* b, int ldb, float beta, float* c, int ldc)
     {
-        if (m == 0 || n == 0) return;
-        if (k == 0 || alpha == 0) { ScaleC(m, n, beta, c, ldc); return; }
-        Naive(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        if (m <= 0 || n <= 0) return;
+        if (k <= 0 || alpha == 0) { ScaleC(m, n, beta, c, ldc); return; }
+        int threads = (long)m * n * k < ParallelThreshold ? 1 : Par.Threads;
+        Packed(Current, threads, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     }
 
     /// <summary>Batched GEMM: matrices of batch i start at a + i·strideA (and so on).</summary>
     public static void RunBatched(int batch, bool transA, bool transB, int m, int n, int k, float alpha,
         float* a, int lda, long strideA, float* b, int ldb, long strideB, float beta, float* c, int ldc, long strideC)
     {
+        if (batch <= 0 || m <= 0 || n <= 0) return;
+        long work = (long)m * n * k;
+        int threads = Par.Threads;
+        // Small matrices (attention heads) or many of them: one matrix per task, each on one thread.
+        if (threads > 1 && batch > 1 && (batch >= 4 * threads || work < (1L << 22)))
+        {
+            var cfg = Current;
+            Par.For(batch, 1, (s, e) =>
+            {
+                for (int i = s; i < e; i++)
+                {
+                    float* ci = c + i * strideC;
+                    if (k <= 0 || alpha == 0) ScaleC(m, n, beta, ci, ldc);
+                    else Packed(cfg, 1, transA, transB, m, n, k, alpha, a + i * strideA, lda, b + i * strideB, ldb, beta, ci, ldc);
+                }
+            });
+            return;
+        }
         for (int i = 0; i < batch; i++)
             Run(transA, transB, m, n, k, alpha, a + i * strideA, lda, b + i * strideB, ldb, beta, c + i * strideC, ldc);
     }
@@ -33,21 +107,275 @@ internal static unsafe partial class Gemm
         }
     }
 
-    private static void Naive(bool transA, bool transB, int m, int n, int k, float alpha,
+    // ---------------------------------------------------------------- driver
+
+    /// <summary>The packed, blocked GEMM with an explicit configuration and thread count (m, n, k ≥ 1).</summary>
+    internal static void Packed(in Config cfg, int threads, bool transA, bool transB, int m, int n, int k, float alpha,
         float* a, int lda, float* b, int ldb, float beta, float* c, int ldc)
     {
-        Par.For(m, 1, (i0, i1) =>
+        int mr = cfg.Mr, nr = cfg.Nr, kcMax = cfg.Kc;
+        // kc blocks: equal sizes so the last block is not a sliver (depends on k only: fixed summation order)
+        int kBlocks = (k + kcMax - 1) / kcMax;
+        int kc = (k + kBlocks - 1) / kBlocks;
+        // N chunks: the packed op(B) chunk (all of k × nc) is shared by every task
+        int ncChunk = Math.Min(cfg.Nc, RoundUp(n, nr));
+        // row blocks of at most Mc rows; with several threads enough of them to share out evenly
+        int mTiles = (m + mr - 1) / mr;
+        int mcTiles = Math.Max(1, cfg.Mc / mr);
+        int rowBlocks = (mTiles + mcTiles - 1) / mcTiles;
+        if (threads > 1)
         {
-            for (int i = i0; i < i1; i++)
-                for (int j = 0; j < n; j++)
+            if (rowBlocks < threads && mTiles >= threads * 2) rowBlocks = threads;
+            else if (rowBlocks > 1) rowBlocks = RoundUp(rowBlocks, threads);
+            rowBlocks = Math.Min(rowBlocks, mTiles);
+        }
+        int blockTiles = (mTiles + rowBlocks - 1) / rowBlocks;
+        rowBlocks = (mTiles + blockTiles - 1) / blockTiles;
+        int mc = blockTiles * mr;
+
+        var packB = Buffers.Get().B(k, ncChunk, kc, nr);
+        var cfgCopy = cfg;
+
+        for (int jc = 0; jc < n; jc += ncChunk)
+        {
+            int ncb = Math.Min(ncChunk, n - jc);
+            int panels = (ncb + nr - 1) / nr;
+            float* bp = packB;
+            float* bj = transB ? b + (long)jc * ldb : b + jc;
+            // pack op(B)[:, jc:jc+ncb]: block pc starts at pc·panels·nr, panel t of it at + t·kcb·nr
+            if (threads > 1 && (long)k * ncb >= 1 << 15)
+                Par.For(panels, 1, (s, e) => PackBPanels(transB, bj, ldb, k, kc, ncb, nr, s, e, bp, panels));
+            else
+                PackBPanels(transB, bj, ldb, k, kc, ncb, nr, 0, panels, bp, panels);
+
+            // column groups when rows alone cannot keep the threads busy
+            int colGroups = 1;
+            if (threads > 1 && rowBlocks < threads * 2) colGroups = Math.Min(panels, (threads * 2 + rowBlocks - 1) / rowBlocks);
+            int groupPanels = (panels + colGroups - 1) / colGroups;
+            colGroups = (panels + groupPanels - 1) / groupPanels;
+            int items = rowBlocks * colGroups;
+            float* cj = c + jc;
+
+            if (threads > 1 && items > 1)
+            {
+                Par.For(items, 1, (s, e) =>
                 {
-                    float s = 0;
-                    for (int p = 0; p < k; p++)
-                        s += (transA ? a[(long)p * lda + i] : a[(long)i * lda + p]) * (transB ? b[(long)j * ldb + p] : b[(long)p * ldb + j]);
-                    float* pc = c + (long)i * ldc + j;
-                    *pc = beta == 0 ? alpha * s : alpha * s + beta * *pc;
+                    for (int it = s; it < e; it++)
+                        Item(cfgCopy, it / colGroups, it % colGroups, transA, m, k, kc, mc, ncb, groupPanels, alpha, a, lda, bp, panels, beta, cj, ldc);
+                });
+            }
+            else
+            {
+                for (int it = 0; it < items; it++)
+                    Item(cfg, it / colGroups, it % colGroups, transA, m, k, kc, mc, ncb, groupPanels, alpha, a, lda, bp, panels, beta, cj, ldc);
+            }
+        }
+    }
+
+    private static int RoundUp(int x, int q) => (x + q - 1) / q * q;
+
+    /// <summary>One task: rows of row block <paramref name="rb"/> × the panels of column group <paramref name="cg"/>.</summary>
+    private static void Item(in Config cfg, int rb, int cg, bool transA, int m, int k, int kc, int mc, int ncb, int groupPanels,
+        float alpha, float* a, int lda, float* bp, int panels, float beta, float* c, int ldc)
+    {
+        int mr = cfg.Mr, nr = cfg.Nr;
+        int i0 = rb * mc, mcb = Math.Min(mc, m - i0);
+        int t0 = cg * groupPanels, t1 = Math.Min(panels, t0 + groupPanels);
+        var kernel = cfg.Kernel;
+        var buf = Buffers.Get();
+        float* ap = buf.A(RoundUp(mcb, mr) * kc);
+        float* edge = buf.Edge;
+        int aPanels = (mcb + mr - 1) / mr;
+        for (int pc = 0; pc < k; pc += kc)
+        {
+            int kcb = Math.Min(kc, k - pc);
+            float betaEff = pc == 0 ? beta : 1f;
+            PackA(transA, a, lda, i0, mcb, pc, kcb, mr, ap);
+            float* bBlock = bp + (long)pc * panels * nr;
+            for (int t = t0; t < t1; t++)
+            {
+                int j = t * nr, nrb = Math.Min(nr, ncb - j);
+                float* pb = bBlock + (long)t * kcb * nr;
+                for (int s = 0; s < aPanels; s++)
+                {
+                    int i = s * mr, mrb = Math.Min(mr, mcb - i);
+                    float* pa = ap + (long)s * kcb * mr;
+                    float* pc0 = c + (long)(i0 + i) * ldc + j;
+                    if (mrb == mr && nrb == nr)
+                        kernel(kcb, pa, pb, pc0, ldc, alpha, betaEff);
+                    else
+                    {
+                        kernel(kcb, pa, pb, edge, nr, alpha, 0f);
+                        for (int r = 0; r < mrb; r++)
+                        {
+                            float* dst = pc0 + (long)r * ldc;
+                            float* src = edge + r * nr;
+                            if (betaEff == 0) for (int q = 0; q < nrb; q++) dst[q] = src[q];
+                            else for (int q = 0; q < nrb; q++) dst[q] = MathF.FusedMultiplyAdd(betaEff, dst[q], src[q]);
+                        }
+                    }
                 }
-        });
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- packing
+
+    /// <summary>Packs rows [i0, i0+mcb) × k [p0, p0+kcb) of op(A) into MR-tall panels: panel s, element (p, r) at s·kcb·MR + p·MR + r.</summary>
+    internal static void PackA(bool transA, float* a, int lda, int i0, int mcb, int p0, int kcb, int mr, float* dst)
+    {
+        for (int i = 0; i < mcb; i += mr)
+        {
+            int rows = Math.Min(mr, mcb - i);
+            float* d = dst + (long)(i / mr) * kcb * mr;
+            if (!transA)
+            {
+                for (int r = 0; r < rows; r++)
+                {
+                    float* src = a + (long)(i0 + i + r) * lda + p0;
+                    float* dr = d + r;
+                    int p = 0;
+                    for (; p + 4 <= kcb; p += 4)
+                    {
+                        float x0 = src[p], x1 = src[p + 1], x2 = src[p + 2], x3 = src[p + 3];
+                        dr[p * mr] = x0; dr[(p + 1) * mr] = x1; dr[(p + 2) * mr] = x2; dr[(p + 3) * mr] = x3;
+                    }
+                    for (; p < kcb; p++) dr[p * mr] = src[p];
+                }
+            }
+            else
+            {
+                for (int p = 0; p < kcb; p++)
+                {
+                    float* src = a + (long)(p0 + p) * lda + i0 + i;
+                    float* dp = d + p * mr;
+                    if (rows == mr && mr == 14)
+                    {
+                        Vector256.Store(Vector256.Load(src), dp);
+                        Vector256.Store(Vector256.Load(src + 6), dp + 6);
+                    }
+                    else
+                        for (int r = 0; r < rows; r++) dp[r] = src[r];
+                }
+            }
+            if (rows < mr)
+                for (int p = 0; p < kcb; p++)
+                    for (int r = rows; r < mr; r++) d[p * mr + r] = 0;
+        }
+    }
+
+    /// <summary>Packs NR-wide panels [t0, t1) of op(B) (all k rows, columns from <paramref name="b"/>) block by block.</summary>
+    internal static void PackBPanels(bool transB, float* b, int ldb, int k, int kc, int ncb, int nr, int t0, int t1, float* dst, int panels)
+    {
+        for (int pc = 0; pc < k; pc += kc)
+        {
+            int kcb = Math.Min(kc, k - pc);
+            float* block = dst + (long)pc * panels * nr;
+            for (int t = t0; t < t1; t++)
+            {
+                int j = t * nr, cols = Math.Min(nr, ncb - j);
+                float* d = block + (long)t * kcb * nr;
+                if (!transB)
+                {
+                    for (int p = 0; p < kcb; p++)
+                    {
+                        float* src = b + (long)(pc + p) * ldb + j;
+                        float* dp = d + p * nr;
+                        if (cols == nr)
+                        {
+                            int q = 0;
+                            if (Vector512.IsHardwareAccelerated)
+                                for (; q + 16 <= nr; q += 16) Vector512.Store(Vector512.Load(src + q), dp + q);
+                            else if (Vector256.IsHardwareAccelerated)
+                                for (; q + 8 <= nr; q += 8) Vector256.Store(Vector256.Load(src + q), dp + q);
+                            for (; q < nr; q++) dp[q] = src[q];
+                        }
+                        else
+                        {
+                            for (int q = 0; q < cols; q++) dp[q] = src[q];
+                            for (int q = cols; q < nr; q++) dp[q] = 0;
+                        }
+                    }
+                }
+                else
+                {
+                    for (int q = 0; q < cols; q++)
+                    {
+                        float* src = b + (long)(j + q) * ldb + pc;
+                        float* dq = d + q;
+                        int p = 0;
+                        for (; p + 4 <= kcb; p += 4)
+                        {
+                            float x0 = src[p], x1 = src[p + 1], x2 = src[p + 2], x3 = src[p + 3];
+                            dq[p * nr] = x0; dq[(p + 1) * nr] = x1; dq[(p + 2) * nr] = x2; dq[(p + 3) * nr] = x3;
+                        }
+                        for (; p < kcb; p++) dq[p * nr] = src[p];
+                    }
+                    if (cols < nr)
+                        for (int p = 0; p < kcb; p++)
+                            for (int q = cols; q < nr; q++) d[p * nr + q] = 0;
+                }
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- scalar kernel
+
+    internal static void KScalar4x4(int kc, float* pa, float* pb, float* c, nint ldc, float alpha, float beta)
+    {
+        float c00 = 0, c01 = 0, c02 = 0, c03 = 0, c10 = 0, c11 = 0, c12 = 0, c13 = 0;
+        float c20 = 0, c21 = 0, c22 = 0, c23 = 0, c30 = 0, c31 = 0, c32 = 0, c33 = 0;
+        for (int p = 0; p < kc; p++)
+        {
+            float b0 = pb[0], b1 = pb[1], b2 = pb[2], b3 = pb[3];
+            float a0 = pa[0]; c00 += a0 * b0; c01 += a0 * b1; c02 += a0 * b2; c03 += a0 * b3;
+            float a1 = pa[1]; c10 += a1 * b0; c11 += a1 * b1; c12 += a1 * b2; c13 += a1 * b3;
+            float a2 = pa[2]; c20 += a2 * b0; c21 += a2 * b1; c22 += a2 * b2; c23 += a2 * b3;
+            float a3 = pa[3]; c30 += a3 * b0; c31 += a3 * b1; c32 += a3 * b2; c33 += a3 * b3;
+            pa += 4; pb += 4;
+        }
+        Span<float> acc = [c00, c01, c02, c03, c10, c11, c12, c13, c20, c21, c22, c23, c30, c31, c32, c33];
+        for (int r = 0; r < 4; r++)
+        {
+            float* row = c + r * ldc;
+            for (int q = 0; q < 4; q++)
+                row[q] = beta == 0 ? alpha * acc[r * 4 + q] : MathF.FusedMultiplyAdd(beta, row[q], alpha * acc[r * 4 + q]);
+        }
+    }
+
+    // ---------------------------------------------------------------- buffers
+
+    /// <summary>Per-thread packing buffers, grown on demand and kept (64-byte aligned native memory; freed with the thread).</summary>
+    private sealed class Buffers
+    {
+        [ThreadStatic] private static Buffers? _mine;
+        private float* _a, _b;
+        private long _aCap, _bCap;
+        public readonly float* Edge = (float*)NativeMemory.AlignedAlloc(64 * 64 * sizeof(float), 64);
+
+        public static Buffers Get() => _mine ??= new Buffers();
+
+        public float* A(long floats) => Grow(ref _a, ref _aCap, floats);
+
+        /// <summary>Room for a packed k × nc chunk of op(B) (kc blocks, panels padded to nr).</summary>
+        public float* B(int k, int nc, int kc, int nr) => Grow(ref _b, ref _bCap, (long)k * RoundUp(nc, nr) + 16);
+
+        private static float* Grow(ref float* p, ref long cap, long floats)
+        {
+            if (floats <= cap) return p;
+            long want = Math.Max(floats, cap + cap / 2);
+            NativeMemory.AlignedFree(p);
+            p = (float*)NativeMemory.AlignedAlloc((nuint)(want * sizeof(float)), 64);
+            cap = want;
+            return p;
+        }
+
+        ~Buffers()
+        {
+            NativeMemory.AlignedFree(_a);
+            NativeMemory.AlignedFree(_b);
+            NativeMemory.AlignedFree(Edge);
+        }
     }
 
     /// <summary>Plain triple loop in any precision: the reference for tests and double-precision gradient checks.</summary>

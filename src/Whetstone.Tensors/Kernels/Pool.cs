@@ -1,0 +1,198 @@
+namespace Whetstone.Tensors.Kernels;
+
+/// <summary>
+/// The shape of one 2-D pooling over P independent planes (P = N·C): x (P, H, W) → y (P, OH, OW),
+/// OH = (H + 2·PH − KH) / SH + 1 (floor, PyTorch's ceil_mode = false), likewise OW.
+/// </summary>
+internal readonly struct PoolGeom
+{
+    public readonly int Planes, H, W, KH, KW, SH, SW, PH, PW, OH, OW;
+
+    public PoolGeom(int planes, int h, int w, int kh, int kw, int sh, int sw, int ph = 0, int pw = 0)
+    {
+        Planes = planes; H = h; W = w; KH = kh; KW = kw; SH = sh; SW = sw; PH = ph; PW = pw;
+        OH = ConvGeom.OutSize(h, kh, sh, ph, 1);
+        OW = ConvGeom.OutSize(w, kw, sw, pw, 1);
+    }
+
+    public int HW => H * W;
+    public int OHW => OH * OW;
+
+    public override string ToString() => $"pool [{Planes},{H},{W}] k({KH},{KW}) s({SH},{SW}) p({PH},{PW}) → [{Planes},{OH},{OW}]";
+}
+
+/// <summary>
+/// Max / average / global-average pooling, generic over the element type (double for gradient checks), parallel
+/// over planes. Backward kernels overwrite dx or add into it (<c>accumulate</c>).
+/// </summary>
+internal static unsafe class Pool
+{
+    private static int Grain(int work) => Math.Max(1, 32768 / Math.Max(1, work));
+
+    // x (P, H, W) → y (P, OH, OW) = window max (padding never wins), arg (P, OH, OW) = ih·W + iw of the first max
+    public static void MaxForward<T>(PoolGeom g, ReadOnlySpan<T> x, Span<T> y, Span<int> arg) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        Check(g, x.Length, y.Length);
+        if (arg.Length != y.Length) throw new ArgumentException("arg length mismatch.");
+        fixed (T* px = x) fixed (T* py = y) fixed (int* pa = arg)
+        {
+            T* ax = px, ay = py; int* aa = pa;
+            Par.For(g.Planes, Grain(g.OHW * g.KH * g.KW), (p0, p1) =>
+            {
+                for (int p = p0; p < p1; p++)
+                {
+                    T* xp = ax + (long)p * g.HW, yp = ay + (long)p * g.OHW;
+                    int* ap = aa + (long)p * g.OHW;
+                    for (int oh = 0; oh < g.OH; oh++)
+                    {
+                        int h0 = oh * g.SH - g.PH, hs = Math.Max(h0, 0), he = Math.Min(h0 + g.KH, g.H);
+                        for (int ow = 0; ow < g.OW; ow++)
+                        {
+                            int w0 = ow * g.SW - g.PW, ws = Math.Max(w0, 0), we = Math.Min(w0 + g.KW, g.W);
+                            T m = T.NegativeInfinity;
+                            int best = hs * g.W + ws;
+                            for (int ih = hs; ih < he; ih++)
+                                for (int iw = ws; iw < we; iw++)
+                                {
+                                    T v = xp[ih * g.W + iw];
+                                    if (v > m || (T.IsNaN(v) && !T.IsNaN(m))) { m = v; best = ih * g.W + iw; }
+                                }
+                            yp[oh * g.OW + ow] = m;
+                            ap[oh * g.OW + ow] = best;
+                        }
+                    }
+                }
+            });
+        }
+    }
+
+    // dx (P, H, W) (+)= dy scattered to the argmax positions
+    public static void MaxBackward<T>(PoolGeom g, ReadOnlySpan<T> dy, ReadOnlySpan<int> arg, Span<T> dx, bool accumulate) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        Check(g, dx.Length, dy.Length);
+        fixed (T* pdy = dy) fixed (T* pdx = dx) fixed (int* pa = arg)
+        {
+            T* ady = pdy, adx = pdx; int* aa = pa;
+            Par.For(g.Planes, Grain(g.HW + g.OHW), (p0, p1) =>
+            {
+                for (int p = p0; p < p1; p++)
+                {
+                    T* dxp = adx + (long)p * g.HW, dyp = ady + (long)p * g.OHW;
+                    int* ap = aa + (long)p * g.OHW;
+                    if (!accumulate) new Span<T>(dxp, g.HW).Clear();
+                    for (int o = 0; o < g.OHW; o++) dxp[ap[o]] += dyp[o];
+                }
+            });
+        }
+    }
+
+    /// <summary>The averaging divisor of window (oh, ow): KH·KW when padding counts, else the in-bounds element count.</summary>
+    private static int Divisor(PoolGeom g, bool countIncludePad, int oh, int ow)
+    {
+        if (countIncludePad) return g.KH * g.KW;
+        int h0 = oh * g.SH - g.PH, w0 = ow * g.SW - g.PW;
+        int hs = Math.Max(h0, 0), he = Math.Min(h0 + g.KH, g.H), ws = Math.Max(w0, 0), we = Math.Min(w0 + g.KW, g.W);
+        return Math.Max(1, (he - hs) * (we - ws));
+    }
+
+    // x (P, H, W) → y (P, OH, OW) = window sum / divisor
+    public static void AvgForward<T>(PoolGeom g, bool countIncludePad, ReadOnlySpan<T> x, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        Check(g, x.Length, y.Length);
+        fixed (T* px = x) fixed (T* py = y)
+        {
+            T* ax = px, ay = py;
+            Par.For(g.Planes, Grain(g.OHW * g.KH * g.KW), (p0, p1) =>
+            {
+                for (int p = p0; p < p1; p++)
+                {
+                    T* xp = ax + (long)p * g.HW, yp = ay + (long)p * g.OHW;
+                    for (int oh = 0; oh < g.OH; oh++)
+                    {
+                        int h0 = oh * g.SH - g.PH, hs = Math.Max(h0, 0), he = Math.Min(h0 + g.KH, g.H);
+                        for (int ow = 0; ow < g.OW; ow++)
+                        {
+                            int w0 = ow * g.SW - g.PW, ws = Math.Max(w0, 0), we = Math.Min(w0 + g.KW, g.W);
+                            T s = T.Zero;
+                            for (int ih = hs; ih < he; ih++)
+                                for (int iw = ws; iw < we; iw++) s += xp[ih * g.W + iw];
+                            yp[oh * g.OW + ow] = s / T.CreateTruncating(Divisor(g, countIncludePad, oh, ow));
+                        }
+                    }
+                }
+            });
+        }
+    }
+
+    // dx (P, H, W) (+)= dy spread evenly over each window
+    public static void AvgBackward<T>(PoolGeom g, bool countIncludePad, ReadOnlySpan<T> dy, Span<T> dx, bool accumulate) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        Check(g, dx.Length, dy.Length);
+        fixed (T* pdy = dy) fixed (T* pdx = dx)
+        {
+            T* ady = pdy, adx = pdx;
+            Par.For(g.Planes, Grain(g.OHW * g.KH * g.KW), (p0, p1) =>
+            {
+                for (int p = p0; p < p1; p++)
+                {
+                    T* dxp = adx + (long)p * g.HW, dyp = ady + (long)p * g.OHW;
+                    if (!accumulate) new Span<T>(dxp, g.HW).Clear();
+                    for (int oh = 0; oh < g.OH; oh++)
+                    {
+                        int h0 = oh * g.SH - g.PH, hs = Math.Max(h0, 0), he = Math.Min(h0 + g.KH, g.H);
+                        for (int ow = 0; ow < g.OW; ow++)
+                        {
+                            int w0 = ow * g.SW - g.PW, ws = Math.Max(w0, 0), we = Math.Min(w0 + g.KW, g.W);
+                            T d = dyp[oh * g.OW + ow] / T.CreateTruncating(Divisor(g, countIncludePad, oh, ow));
+                            for (int ih = hs; ih < he; ih++)
+                                for (int iw = ws; iw < we; iw++) dxp[ih * g.W + iw] += d;
+                        }
+                    }
+                }
+            });
+        }
+    }
+
+    // x (P, HW) → y (P) = mean over the plane
+    public static void GlobalAvgForward<T>(int planes, int hw, ReadOnlySpan<T> x, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (x.Length != planes * hw || y.Length != planes) throw new ArgumentException("Buffer lengths do not match the global pool.");
+        T inv = T.One / T.CreateTruncating(hw);
+        fixed (T* px = x) fixed (T* py = y)
+        {
+            T* ax = px, ay = py;
+            Par.For(planes, Grain(hw), (p0, p1) =>
+            {
+                for (int p = p0; p < p1; p++)
+                    ay[p] = System.Numerics.Tensors.TensorPrimitives.Sum(new ReadOnlySpan<T>(ax + (long)p * hw, hw)) * inv;
+            });
+        }
+    }
+
+    // dx (P, HW) (+)= dy (P) / HW
+    public static void GlobalAvgBackward<T>(int planes, int hw, ReadOnlySpan<T> dy, Span<T> dx, bool accumulate) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (dx.Length != planes * hw || dy.Length != planes) throw new ArgumentException("Buffer lengths do not match the global pool.");
+        T inv = T.One / T.CreateTruncating(hw);
+        fixed (T* pdy = dy) fixed (T* pdx = dx)
+        {
+            T* ady = pdy, adx = pdx;
+            Par.For(planes, Grain(hw), (p0, p1) =>
+            {
+                for (int p = p0; p < p1; p++)
+                {
+                    var d = new Span<T>(adx + (long)p * hw, hw);
+                    T v = ady[p] * inv;
+                    if (accumulate) System.Numerics.Tensors.TensorPrimitives.Add(d, v, d);
+                    else d.Fill(v);
+                }
+            });
+        }
+    }
+
+    private static void Check(PoolGeom g, int xLen, int yLen)
+    {
+        if (g.OH <= 0 || g.OW <= 0) throw new ArgumentException($"Empty pooling output: {g}.");
+        if (xLen != g.Planes * g.HW || yLen != g.Planes * g.OHW) throw new ArgumentException($"Buffer lengths do not match {g}.");
+    }
+}
