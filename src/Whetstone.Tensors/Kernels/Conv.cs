@@ -394,8 +394,9 @@ internal static unsafe class Conv
 
 /// <summary>
 /// Depthwise convolution (groups = Cin = Cout) in float, computed directly per (image, channel) plane:
-/// a register-blocked SIMD kernel for 3×3 stride 1 (MobileNet's hot path; also serves its input gradient,
-/// which is the same correlation of dy with the flipped kernel), and row-wise SIMD axpy / dot loops otherwise.
+/// register-blocked SIMD kernels for 3×3 stride 1 (MobileNet's hot path; forward, weight gradient, and the input
+/// gradient, which is the same correlation of dy with the flipped kernel), AVX-512 even/odd-split kernels for 3×3
+/// stride 2 (forward and weight gradient), and row-wise SIMD axpy / dot loops (scalar when strided) otherwise.
 /// </summary>
 internal static unsafe class Depthwise
 {
