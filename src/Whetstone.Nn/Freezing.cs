@@ -40,7 +40,19 @@ public static class Freezing
         int n = 0;
         foreach (var (name, p) in root.NamedParameters())
             if (re.IsMatch(name)) n += Set(p, trainable);
+        SyncBatchNormStatistics(root);
         return n;
+    }
+
+    /// <summary>
+    /// A BatchNorm layer whose affine parameters are all frozen is part of a frozen backbone: its running statistics
+    /// freeze with it (inference behaviour even in training mode); unfreezing it lets them update again.
+    /// </summary>
+    public static void SyncBatchNormStatistics(Module root)
+    {
+        ArgumentNullException.ThrowIfNull(root);
+        foreach (var (_, m) in root.NamedModules())
+            if (m is Layers.BatchNorm2d bn) bn.StatisticsFrozen = !bn.Weight.RequiresGrad && !bn.Bias.RequiresGrad;
     }
 
     public static int Freeze(Module root, string pattern) => SetTrainable(root, pattern, false);
@@ -57,6 +69,7 @@ public static class Freezing
         ArgumentNullException.ThrowIfNull(root);
         int n = 0;
         foreach (var p in root.GetModule(modulePath).Parameters()) n += Set(p, trainable);
+        SyncBatchNormStatistics(root);
         return n;
     }
 
@@ -72,6 +85,7 @@ public static class Freezing
         int n = 0;
         foreach (var p in before) n += Set(p, false);
         if (inclusive) foreach (var p in inside) n += Set(p, false);
+        SyncBatchNormStatistics(root);
         return n;
     }
 
@@ -84,6 +98,7 @@ public static class Freezing
         var (_, inside, after) = Split(root, modulePath);
         int n = 0;
         foreach (var p in inside.Concat(after)) n += Set(p, true);
+        SyncBatchNormStatistics(root);
         return n;
     }
 
