@@ -36,6 +36,8 @@ internal static class Program
                 foreach (bool tb in new[] { false, true })
                     Matmul(m, nn, k, ta, tb);
         Attention();
+        Convolutions();
+        Optimizer();
         _out.Flush();
         return 0;
     }
@@ -96,6 +98,50 @@ internal static class Program
         fixed (float* pa = a) fixed (float* pb = b) fixed (float* pc = c)
             Gemm.Run(ta, tb, m, n, k, 0.5f, pa, ta ? m : k, pb, tb ? k : n, 1f, pc, n);
         Emit($"gemm.{m}x{n}x{k}.{ta}.{tb}", c);
+    }
+
+    /// <summary>Conv (general, depthwise at widths that hit the vector paths and their tails, pointwise), pooling and batch norm, forward and backward.</summary>
+    private static void Convolutions()
+    {
+        (string name, int[] x, int[] w, int stride, int pad, int dil, int groups)[] cases =
+        [
+            ("conv3x3s2", [2, 3, 9, 11], [5, 3, 3, 3], 2, 1, 2, 1),
+            ("dw3x3s1", [2, 6, 7, 70], [6, 1, 3, 3], 1, 1, 1, 6),
+            ("dw3x3s2", [1, 4, 9, 67], [4, 1, 3, 3], 2, 1, 1, 4),
+            ("pw1x1", [2, 7, 5, 13], [9, 7, 1, 1], 1, 0, 1, 1),
+        ];
+        int seed = 200;
+        foreach (var (name, xs, ws, stride, pad, dil, groups) in cases)
+        {
+            var x = Tensor.From(Data(Shapes.Size(xs), seed++, 1), xs); x.RequiresGrad = true;
+            var w = Tensor.From(Data(Shapes.Size(ws), seed++, 0.3f), ws); w.RequiresGrad = true;
+            var b = Tensor.From(Data(ws[0], seed++, 0.1f), ws[0]); b.RequiresGrad = true;
+            var y = Tensor.Conv2d(x, w, b, stride, pad, dil, groups);
+            var mp = y.MaxPool2d(2);
+            var ap = y.AvgPool2d(3, 1, 1);
+            var bn = Tensor.BatchNorm(y, null, null, null, null, training: true);
+            var loss = (mp * mp).Sum() + (ap * ap).Sum() + (bn * bn.Sigmoid()).Sum() + y.GlobalAvgPool2d().Sum();
+            loss.Backward();
+            Emit($"{name}.y", y.ToArray()); Emit($"{name}.dx", x.Grad!.ToArray()); Emit($"{name}.dw", w.Grad!.ToArray()); Emit($"{name}.db", b.Grad!.ToArray());
+        }
+    }
+
+    private static void Optimizer()
+    {
+        foreach (int n in new[] { 1, 17, 1001, 70001 })
+        {
+            var p = Tensor.Persistent(n);
+            Data(n, n + 300, 1).CopyTo(p.Span);
+            p.RequiresGrad = true;
+            var opt = new Whetstone.Nn.Optimizers.AdamW([new Whetstone.Nn.Optimizers.ParamGroup([("p", p)])], lr: 0.01);
+            for (int step = 0; step < 3; step++)
+            {
+                (p * Tensor.From(Data(n, n + step, 1), n)).Sum().Backward();
+                opt.Step();
+                opt.ZeroGrad();
+            }
+            Emit($"adamw.{n}", p.Span);
+        }
     }
 
     private static void Attention()
