@@ -175,6 +175,7 @@ internal static unsafe partial class Gemm
     private static int RoundUp(int x, int q) => (x + q - 1) / q * q;
 
     /// <summary>One task: rows of row block <paramref name="rb"/> × the panels of column group <paramref name="cg"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Item(in Config cfg, int rb, int cg, bool transA, int m, int k, int kc, int mc, int ncb, int groupPanels,
         float alpha, float* a, int lda, float* bp, int panels, float beta, float* c, int ldc)
     {
@@ -222,6 +223,7 @@ internal static unsafe partial class Gemm
     // ---------------------------------------------------------------- packing
 
     /// <summary>Packs rows [i0, i0+mcb) × k [p0, p0+kcb) of op(A) into MR-tall panels: panel s, element (p, r) at s·kcb·MR + p·MR + r.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void PackA(bool transA, float* a, int lda, int i0, int mcb, int p0, int kcb, int mr, float* dst)
     {
         for (int i = 0; i < mcb; i += mr)
@@ -265,6 +267,7 @@ internal static unsafe partial class Gemm
     }
 
     /// <summary>Packs NR-wide panels [t0, t1) of op(B) (all k rows, columns from <paramref name="b"/>) block by block.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void PackBPanels(bool transB, float* b, int ldb, int k, int kc, int ncb, int nr, int t0, int t1, float* dst, int panels)
     {
         for (int pc = 0; pc < k; pc += kc)
@@ -321,6 +324,7 @@ internal static unsafe partial class Gemm
 
     // ---------------------------------------------------------------- scalar kernel
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void KScalar4x4(int kc, float* pa, float* pb, float* c, nint ldc, float alpha, float beta)
     {
         float c00 = 0, c01 = 0, c02 = 0, c03 = 0, c10 = 0, c11 = 0, c12 = 0, c13 = 0;
