@@ -92,6 +92,41 @@ internal static unsafe partial class GemmBench
         return 0;
     }
 
+    /// <summary>The pieces on their own: micro-kernel on in-cache panels, and packing rates (elements per ns).</summary>
+    public static int Parts(string[] args)
+    {
+        var opt = new BenchUtil.Options(args);
+        int reps = opt.Int("reps", 7);
+        Par.Threads = 1;
+        var cfg = opt.Get("kernel") is { Length: > 0 } kname ? Gemm.Kernel512(kname) : Gemm.Current;
+        cfg = cfg.WithBlocking(opt.Int("mc", cfg.Mc), opt.Int("kc", cfg.Kc), opt.Int("nc", cfg.Nc));
+        int kc = cfg.Kc, mr = cfg.Mr, nr = cfg.Nr, mc = cfg.Mc;
+        float* pa = Alloc((long)mc * kc, 1), pb = Alloc((long)kc * nr, 2), c = Alloc(mr * nr, 3);
+        var kernel = cfg.Kernel;
+        int tiles = mc / mr;
+        // one B micro-panel against an mc-row block of A, as in the macro-kernel
+        var st = BenchUtil.Time(() =>
+        {
+            for (int rep = 0; rep < 200; rep++)
+                for (int t = 0; t < tiles; t++) kernel(kc, pa + (long)t * kc * mr, pb, c, nr, 1f, 1f);
+        }, reps);
+        double fl = 2.0 * mr * nr * kc * tiles * 200;
+        BenchUtil.Emit("gemm-parts", "kernel", [new("kernel", cfg.Name), new("kc", kc), new("mc", mc), new("gflops", fl / st.Median * 1e-6), new("best_gflops", fl / st.Best * 1e-6)]);
+        NativeMemory.AlignedFree(pa); NativeMemory.AlignedFree(pb); NativeMemory.AlignedFree(c);
+
+        const int n = 1024;
+        float* src = Alloc((long)n * n, 4), dst = Alloc((long)n * n + 4096, 5);
+        foreach (bool trans in new[] { false, true })
+        {
+            var sa = BenchUtil.Time(() => { for (int i = 0; i < n; i += mc) for (int p = 0; p < n; p += kc) Gemm.PackA(trans, src, n, i, Math.Min(mc, n - i), p, Math.Min(kc, n - p), mr, dst); }, reps);
+            BenchUtil.Emit("gemm-parts", trans ? "packA-t" : "packA-n", [new("ms", sa.Median), new("elems_per_ns", (double)n * n / (sa.Median * 1e6))]);
+            var sb = BenchUtil.Time(() => Gemm.PackBPanels(trans, src, n, n, kc, n, nr, 0, n / nr, dst, n / nr), reps);
+            BenchUtil.Emit("gemm-parts", trans ? "packB-t" : "packB-n", [new("ms", sb.Median), new("elems_per_ns", (double)n * n / (sb.Median * 1e6))]);
+        }
+        NativeMemory.AlignedFree(src); NativeMemory.AlignedFree(dst);
+        return 0;
+    }
+
     private static IEnumerable<KeyValuePair<string, object?>> Stat(string prefix, BenchUtil.Stats s, double flops) =>
     [
         new(prefix + "ms", s.Median), new(prefix + "best_ms", s.Best),
