@@ -1,1 +1,22 @@
-namespace Whetstone.Bench; internal static class Program { private static int Main(string[] args) => 0; }
+namespace Whetstone.Bench;
+
+/// <summary>`dotnet run -c Release --project bench/Whetstone.Bench -- &lt;name&gt; [options]` runs benchmark &lt;name&gt;.</summary>
+internal static class Program
+{
+    private static readonly Dictionary<string, (string Help, Func<string[], int> Run)> Benches = new()
+    {
+        ["gemm"] = ("SGEMM vs OpenBLAS cblas_sgemm, 1 and 2 threads [--threads 1,2] [--reps N] [--case NAME] [--kernel 14x32] [--mc N --kc N --nc N] [--no-ref]", GemmBench.Run),
+        ["gemm-parts"] = ("GEMM pieces alone: micro-kernel GFLOP/s on cached panels, packing rates [--kernel 14x32] [--mc N --kc N]", GemmBench.Parts),
+    };
+
+    private static int Main(string[] args)
+    {
+        if (args.Length == 0 || !Benches.TryGetValue(args[0], out var bench))
+        {
+            Console.Error.WriteLine("usage: Whetstone.Bench <name> [options]");
+            foreach (var (name, (help, _)) in Benches) Console.Error.WriteLine($"  {name,-14} {help}");
+            return args.Length == 0 ? 0 : 2;
+        }
+        return bench.Run(args);
+    }
+}

@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Whetstone.Tensors.Kernels;
 
@@ -53,7 +54,7 @@ internal static unsafe partial class Gemm
     /// <summary>An AVX-512 micro-kernel by shape, with default blocking.</summary>
     internal static Config Kernel512(string shape) => shape switch
     {
-        "14x32" => new Config("512:14x32", 14, 32, 140, 384, 4096, &K512_14x32),
+        "14x32" => new Config("512:14x32", 14, 32, 280, 384, 4096, &K512_14x32),
         "12x32" => new Config("512:12x32", 12, 32, 144, 384, 4096, &K512_12x32),
         "8x32" => new Config("512:8x32", 8, 32, 128, 384, 4096, &K512_8x32),
         "6x64" => new Config("512:6x64", 6, 64, 144, 384, 4096, &K512_6x64),
@@ -175,6 +176,7 @@ internal static unsafe partial class Gemm
     private static int RoundUp(int x, int q) => (x + q - 1) / q * q;
 
     /// <summary>One task: rows of row block <paramref name="rb"/> × the panels of column group <paramref name="cg"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Item(in Config cfg, int rb, int cg, bool transA, int m, int k, int kc, int mc, int ncb, int groupPanels,
         float alpha, float* a, int lda, float* bp, int panels, float beta, float* c, int ldc)
     {
@@ -222,13 +224,23 @@ internal static unsafe partial class Gemm
     // ---------------------------------------------------------------- packing
 
     /// <summary>Packs rows [i0, i0+mcb) × k [p0, p0+kcb) of op(A) into MR-tall panels: panel s, element (p, r) at s·kcb·MR + p·MR + r.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void PackA(bool transA, float* a, int lda, int i0, int mcb, int p0, int kcb, int mr, float* dst)
     {
         for (int i = 0; i < mcb; i += mr)
         {
             int rows = Math.Min(mr, mcb - i);
             float* d = dst + (long)(i / mr) * kcb * mr;
-            if (!transA)
+            if (!transA && Avx512F.IsSupported && mr <= 16)
+            {
+                // 16×16 in-register transposes; each 16-float store runs into the next k slots, which are written after
+                float* src = a + (long)(i0 + i) * lda + p0;
+                int p = 0;
+                for (; p + 16 <= kcb; p += 16) Transpose16(src + p, lda, rows, d + p * mr, mr);
+                for (; p < kcb; p++)
+                    for (int r = 0; r < rows; r++) d[p * mr + r] = src[(long)r * lda + p];
+            }
+            else if (!transA)
             {
                 for (int r = 0; r < rows; r++)
                 {
@@ -265,6 +277,7 @@ internal static unsafe partial class Gemm
     }
 
     /// <summary>Packs NR-wide panels [t0, t1) of op(B) (all k rows, columns from <paramref name="b"/>) block by block.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void PackBPanels(bool transB, float* b, int ldb, int k, int kc, int ncb, int nr, int t0, int t1, float* dst, int panels)
     {
         for (int pc = 0; pc < k; pc += kc)
@@ -299,11 +312,18 @@ internal static unsafe partial class Gemm
                 }
                 else
                 {
+                    int p0 = 0;
+                    if (Avx512F.IsSupported && cols == nr && nr % 16 == 0)
+                    {
+                        for (; p0 + 16 <= kcb; p0 += 16)
+                            for (int q = 0; q < nr; q += 16)
+                                Transpose16(b + (long)(j + q) * ldb + pc + p0, ldb, 16, d + p0 * nr + q, nr);
+                    }
                     for (int q = 0; q < cols; q++)
                     {
                         float* src = b + (long)(j + q) * ldb + pc;
                         float* dq = d + q;
-                        int p = 0;
+                        int p = p0;
                         for (; p + 4 <= kcb; p += 4)
                         {
                             float x0 = src[p], x1 = src[p + 1], x2 = src[p + 2], x3 = src[p + 3];
@@ -319,8 +339,68 @@ internal static unsafe partial class Gemm
         }
     }
 
+    /// <summary>
+    /// Transposes a 16×16 block: row r (r &lt; rows, 16 floats from src + r·srcStride; later rows read as zero) becomes
+    /// column r of the output, whose row c (16 floats) is stored at dst + c·dstStride.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Transpose16(float* src, nint srcStride, int rows, float* dst, nint dstStride)
+    {
+        Vector512<float> R(int r) => r < rows ? Vector512.Load(src + r * srcStride) : default;
+        // stage 1 and 2: 4×4 transposes inside each 128-bit lane, for row groups 0-3, 4-7, 8-11, 12-15
+        Vector512<float> u0, u1, u2, u3, u4, u5, u6, u7, u8, u9, u10, u11, u12, u13, u14, u15;
+        Quad(R(0), R(1), R(2), R(3), out u0, out u1, out u2, out u3);
+        Quad(R(4), R(5), R(6), R(7), out u4, out u5, out u6, out u7);
+        Quad(R(8), R(9), R(10), R(11), out u8, out u9, out u10, out u11);
+        Quad(R(12), R(13), R(14), R(15), out u12, out u13, out u14, out u15);
+        // stage 3 and 4: lane l of the four row groups makes output row 4l + j; stored in row order, because with
+        // dstStride < 16 each store runs into the rows after it
+        Lanes(u0, u4, u8, u12, out var o0, out var o4, out var o8, out var o12);
+        Lanes(u1, u5, u9, u13, out var o1, out var o5, out var o9, out var o13);
+        Lanes(u2, u6, u10, u14, out var o2, out var o6, out var o10, out var o14);
+        Lanes(u3, u7, u11, u15, out var o3, out var o7, out var o11, out var o15);
+        Vector512.Store(o0, dst); Vector512.Store(o1, dst + dstStride);
+        Vector512.Store(o2, dst + 2 * dstStride); Vector512.Store(o3, dst + 3 * dstStride);
+        Vector512.Store(o4, dst + 4 * dstStride); Vector512.Store(o5, dst + 5 * dstStride);
+        Vector512.Store(o6, dst + 6 * dstStride); Vector512.Store(o7, dst + 7 * dstStride);
+        Vector512.Store(o8, dst + 8 * dstStride); Vector512.Store(o9, dst + 9 * dstStride);
+        Vector512.Store(o10, dst + 10 * dstStride); Vector512.Store(o11, dst + 11 * dstStride);
+        Vector512.Store(o12, dst + 12 * dstStride); Vector512.Store(o13, dst + 13 * dstStride);
+        Vector512.Store(o14, dst + 14 * dstStride); Vector512.Store(o15, dst + 15 * dstStride);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Quad(Vector512<float> r0, Vector512<float> r1, Vector512<float> r2, Vector512<float> r3,
+        out Vector512<float> o0, out Vector512<float> o1, out Vector512<float> o2, out Vector512<float> o3)
+    {
+        var t0 = Avx512F.UnpackLow(r0, r1).AsDouble();
+        var t1 = Avx512F.UnpackHigh(r0, r1).AsDouble();
+        var t2 = Avx512F.UnpackLow(r2, r3).AsDouble();
+        var t3 = Avx512F.UnpackHigh(r2, r3).AsDouble();
+        o0 = Avx512F.UnpackLow(t0, t2).AsSingle();
+        o1 = Avx512F.UnpackHigh(t0, t2).AsSingle();
+        o2 = Avx512F.UnpackLow(t1, t3).AsSingle();
+        o3 = Avx512F.UnpackHigh(t1, t3).AsSingle();
+    }
+
+    /// <summary>Output rows j, 4+j, 8+j, 12+j from the four row groups' (lane-transposed) vectors j.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Lanes(Vector512<float> g0, Vector512<float> g1, Vector512<float> g2, Vector512<float> g3,
+        out Vector512<float> l0, out Vector512<float> l1, out Vector512<float> l2, out Vector512<float> l3)
+    {
+        var v = Avx512F.Shuffle4x128(g0, g1, 0x88);
+        var w = Avx512F.Shuffle4x128(g0, g1, 0xDD);
+        var v2 = Avx512F.Shuffle4x128(g2, g3, 0x88);
+        var w2 = Avx512F.Shuffle4x128(g2, g3, 0xDD);
+        l0 = Avx512F.Shuffle4x128(v, v2, 0x88);
+        l1 = Avx512F.Shuffle4x128(w, w2, 0x88);
+        l2 = Avx512F.Shuffle4x128(v, v2, 0xDD);
+        l3 = Avx512F.Shuffle4x128(w, w2, 0xDD);
+    }
+
     // ---------------------------------------------------------------- scalar kernel
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void KScalar4x4(int kc, float* pa, float* pb, float* c, nint ldc, float alpha, float beta)
     {
         float c00 = 0, c01 = 0, c02 = 0, c03 = 0, c10 = 0, c11 = 0, c12 = 0, c13 = 0;
@@ -355,7 +435,7 @@ internal static unsafe partial class Gemm
 
         public static Buffers Get() => _mine ??= new Buffers();
 
-        public float* A(long floats) => Grow(ref _a, ref _aCap, floats);
+        public float* A(long floats) => Grow(ref _a, ref _aCap, floats + 16);
 
         /// <summary>Room for a packed k × nc chunk of op(B) (kc blocks, panels padded to nr).</summary>
         public float* B(int k, int nc, int kc, int nr) => Grow(ref _b, ref _bCap, (long)k * RoundUp(nc, nr) + 16);
