@@ -6,6 +6,8 @@ internal static class Program
     private static readonly Dictionary<string, (string Help, Func<string[], int> Run)> Benches = new()
     {
         ["gemm"] = ("SGEMM vs OpenBLAS cblas_sgemm, 1 and 2 threads [--threads 1,2] [--reps N] [--case NAME] [--kernel 14x32] [--mc N --kc N --nc N] [--no-ref]", GemmBench.Run),
+        ["encoder-step"] = ("BERT-base classifier training step in 5 modes vs PyTorch (../shared/peer) [full|top2|head|lora|infer ...] [--threads N] [--iters N] [--no-peer]",
+            a => { EncoderStepBench.Run(a[1..]); return 0; }),
         ["gemm-parts"] = ("GEMM pieces alone: micro-kernel GFLOP/s on cached panels, packing rates [--kernel 14x32] [--mc N --kc N]", GemmBench.Parts),
     };
 
