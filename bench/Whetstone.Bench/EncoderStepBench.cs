@@ -43,6 +43,11 @@ internal static class EncoderStepBench
                 ["params_trainable"] = ours["params_trainable"]!.GetValue<long>(),
                 ["all_ms"] = ours["all_ms"]!.DeepClone(),
             };
+            foreach (var part in new[] { "fwd_ms", "bwd_ms", "opt_ms" })
+            {
+                if (ours[part] is { } v) rec[part] = v.DeepClone();
+                if (theirs?[part] is { } r) rec["ref_" + part] = Math.Round(r.GetValue<double>(), 1);
+            }
             if (theirs is not null)
             {
                 double refMs = theirs["ms"]!.GetValue<double>();
@@ -144,6 +149,7 @@ internal static class EncoderStepBench
         var trainable = model.NamedParameters().Where(p => p.Tensor.RequiresGrad).ToList();
         var opt = trainable.Count > 0 ? new AdamW(model, lr: 1e-4) : null;   // torch.optim.AdamW(trainable, lr=1e-4): weight decay 0.01 on all
 
+        var parts = new List<(double Fwd, double Bwd, double Opt)>();
         void Step()
         {
             using var scope = new TensorScope();
@@ -152,10 +158,14 @@ internal static class EncoderStepBench
                 using (Tensors.Autograd.Graph.NoGrad()) model.Forward(ids, B, T);
                 return;
             }
+            var sw = Stopwatch.StartNew();
             opt.ZeroGrad();
             var loss = Tensor.CrossEntropy(model.Forward(ids, B, T), targets);
+            double fwd = sw.Elapsed.TotalMilliseconds;
             loss.Backward();
+            double bwd = sw.Elapsed.TotalMilliseconds;
             opt.Step();
+            parts.Add((fwd, bwd - fwd, sw.Elapsed.TotalMilliseconds - bwd));
         }
 
         var times = new List<double>();
@@ -165,6 +175,7 @@ internal static class EncoderStepBench
             Step();
             if (i >= warmup) times.Add(sw.Elapsed.TotalMilliseconds);
         }
+        double Median(IEnumerable<double> v) { var a = v.OrderBy(t => t).ToArray(); return a.Length == 0 ? 0 : a[a.Length / 2]; }
         var sorted = times.OrderBy(t => t).ToArray();
         var rec = new JsonObject
         {
@@ -173,6 +184,13 @@ internal static class EncoderStepBench
             ["params_trainable"] = trainable.Sum(p => (long)p.Tensor.Size),
             ["all_ms"] = new JsonArray(times.Select(t => (JsonNode)Math.Round(t, 1)).ToArray()),
         };
+        if (parts.Count > warmup)
+        {
+            var timed = parts.Skip(warmup).ToArray();
+            rec["fwd_ms"] = Math.Round(Median(timed.Select(p => p.Fwd)), 1);
+            rec["bwd_ms"] = Math.Round(Median(timed.Select(p => p.Bwd)), 1);
+            rec["opt_ms"] = Math.Round(Median(timed.Select(p => p.Opt)), 1);
+        }
         Console.WriteLine(rec.ToJsonString());
     }
 
