@@ -43,6 +43,7 @@ internal static unsafe partial class GemmBench
         var cfg = opt.Get("kernel") is { Length: > 0 } kname ? Gemm.Kernel512(kname) : Gemm.Current;
         cfg = cfg.WithBlocking(opt.Int("mc", cfg.Mc), opt.Int("kc", cfg.Kc), opt.Int("nc", cfg.Nc));
         Gemm.Current = cfg;
+        Gemm.RowBlocksPerThread = opt.Int("rbpt", Gemm.RowBlocksPerThread);
         string core = useRef ? Marshal.PtrToStringAnsi(OpenBlasCoreName()) ?? "?" : "-";
         Console.Error.WriteLine($"gemm: kernel {cfg.Name} mc={cfg.Mc} kc={cfg.Kc} nc={cfg.Nc}; OpenBLAS core {core}");
 

@@ -41,6 +41,9 @@ internal static unsafe partial class Gemm
     /// <summary>The kernel and blocking in use (settable for tuning and tests).</summary>
     internal static Config Current = DefaultConfig();
 
+    /// <summary>With several threads, cut the rows into at least this many blocks per thread.</summary>
+    internal static int RowBlocksPerThread = 4;
+
     /// <summary>Problems with fewer multiply-adds than this run on the calling thread only.</summary>
     internal static long ParallelThreshold = 1 << 17;
 
@@ -54,7 +57,7 @@ internal static unsafe partial class Gemm
     /// <summary>An AVX-512 micro-kernel by shape, with default blocking.</summary>
     internal static Config Kernel512(string shape) => shape switch
     {
-        "14x32" => new Config("512:14x32", 14, 32, 280, 384, 4096, &K512_14x32),
+        "14x32" => new Config("512:14x32", 14, 32, 280, 512, 2048, &K512_14x32),
         "12x32" => new Config("512:12x32", 12, 32, 144, 384, 4096, &K512_12x32),
         "8x32" => new Config("512:8x32", 8, 32, 128, 384, 4096, &K512_8x32),
         "6x64" => new Config("512:6x64", 6, 64, 144, 384, 4096, &K512_6x64),
@@ -126,9 +129,9 @@ internal static unsafe partial class Gemm
         int rowBlocks = (mTiles + mcTiles - 1) / mcTiles;
         if (threads > 1)
         {
-            if (rowBlocks < threads && mTiles >= threads * 2) rowBlocks = threads;
-            else if (rowBlocks > 1) rowBlocks = RoundUp(rowBlocks, threads);
-            rowBlocks = Math.Min(rowBlocks, mTiles);
+            // several blocks per thread (at least ~4 tiles each), so a thread slowed by other load hands work over
+            rowBlocks = Math.Max(rowBlocks, Math.Min(RowBlocksPerThread * threads, mTiles / 4));
+            rowBlocks = Math.Min(RoundUp(rowBlocks, threads), mTiles);
         }
         int blockTiles = (mTiles + rowBlocks - 1) / rowBlocks;
         rowBlocks = (mTiles + blockTiles - 1) / blockTiles;
