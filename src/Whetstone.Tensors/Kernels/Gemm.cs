@@ -54,12 +54,35 @@ internal static unsafe partial class Gemm
         return new Config("scalar:4x4", 4, 4, 64, 256, 1024, &KScalar4x4);
     }
 
+    /// <summary>
+    /// With AVX-512, pick the kernel height for each problem from these (same kc, so the summation order is
+    /// the same whichever runs): the one wasting the fewest padded rows, weighted by its relative speed.
+    /// Off when <see cref="Current"/> is set by hand (tuning).
+    /// </summary>
+    internal static bool AutoKernel = Vector512.IsHardwareAccelerated;
+    private static readonly (Config Cfg, double Speed)[] Auto512 = Vector512.IsHardwareAccelerated
+        ? [(Kernel512("14x32"), 1.0), (Kernel512("12x32"), 0.99), (Kernel512("8x32"), 0.97)]
+        : [];
+
+    internal static Config ForRows(int m)
+    {
+        if (!AutoKernel) return Current;
+        var best = Auto512[0];
+        double bestCost = double.MaxValue;
+        foreach (var cand in Auto512)
+        {
+            double cost = RoundUp(m, cand.Cfg.Mr) / cand.Speed;
+            if (cost < bestCost) { best = cand; bestCost = cost; }
+        }
+        return best.Cfg;
+    }
+
     /// <summary>An AVX-512 micro-kernel by shape, with default blocking.</summary>
     internal static Config Kernel512(string shape) => shape switch
     {
         "14x32" => new Config("512:14x32", 14, 32, 280, 512, 2048, &K512_14x32),
-        "12x32" => new Config("512:12x32", 12, 32, 144, 384, 4096, &K512_12x32),
-        "8x32" => new Config("512:8x32", 8, 32, 128, 384, 4096, &K512_8x32),
+        "12x32" => new Config("512:12x32", 12, 32, 288, 512, 2048, &K512_12x32),
+        "8x32" => new Config("512:8x32", 8, 32, 256, 512, 2048, &K512_8x32),
         "6x64" => new Config("512:6x64", 6, 64, 144, 384, 4096, &K512_6x64),
         "4x64" => new Config("512:4x64", 4, 64, 128, 384, 4096, &K512_4x64),
         "8x48" => new Config("512:8x48", 8, 48, 128, 384, 4096, &K512_8x48),
@@ -72,7 +95,7 @@ internal static unsafe partial class Gemm
         if (m <= 0 || n <= 0) return;
         if (k <= 0 || alpha == 0) { ScaleC(m, n, beta, c, ldc); return; }
         int threads = (long)m * n * k < ParallelThreshold ? 1 : Par.Threads;
-        Packed(Current, threads, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        Packed(ForRows(m), threads, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     }
 
     /// <summary>Batched GEMM: matrices of batch i start at a + i·strideA (and so on).</summary>
@@ -85,7 +108,7 @@ internal static unsafe partial class Gemm
         // Small matrices (attention heads) or many of them: one matrix per task, each on one thread.
         if (threads > 1 && batch > 1 && (batch >= 4 * threads || work < (1L << 22)))
         {
-            var cfg = Current;
+            var cfg = ForRows(m);
             Par.For(batch, 1, (s, e) =>
             {
                 for (int i = s; i < e; i++)
