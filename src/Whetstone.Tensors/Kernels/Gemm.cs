@@ -145,7 +145,8 @@ internal static unsafe partial class Gemm
         int kBlocks = (k + kcMax - 1) / kcMax;
         int kc = (k + kBlocks - 1) / kBlocks;
         // N chunks: the packed op(B) chunk (all of k × nc) is shared by every task
-        int ncChunk = Math.Min(cfg.Nc, RoundUp(n, nr));
+        int nChunks = (n + cfg.Nc - 1) / cfg.Nc;
+        int ncChunk = RoundUp((n + nChunks - 1) / nChunks, nr);
         // row blocks of at most Mc rows; with several threads enough of them to share out evenly
         int mTiles = (m + mr - 1) / mr;
         int mcTiles = Math.Max(1, cfg.Mc / mr);
