@@ -34,6 +34,7 @@ def kernel(width, mr, nr, unroll):
             w(f"{s}}}")
     # Pull the C tile toward L1 now: its rows are far apart (often a multiple of 4 KiB) and would otherwise
     # miss, one latency after another, in the store phase after the k loop.
+    w("        if (Sse.IsSupported)")
     w("        {")
     w("            float* pf = c;")
     for r in range(mr):

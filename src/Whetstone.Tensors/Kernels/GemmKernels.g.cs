@@ -24,6 +24,7 @@ internal static unsafe partial class Gemm
         var c11_0 = Vector512<float>.Zero; var c11_1 = Vector512<float>.Zero;
         var c12_0 = Vector512<float>.Zero; var c12_1 = Vector512<float>.Zero;
         var c13_0 = Vector512<float>.Zero; var c13_1 = Vector512<float>.Zero;
+        if (Sse.IsSupported)
         {
             float* pf = c;
             Sse.Prefetch0(pf + 0); Sse.Prefetch0(pf + 16); Sse.Prefetch0(pf + 31); pf += ldc;
@@ -157,6 +158,7 @@ internal static unsafe partial class Gemm
         var c9_0 = Vector512<float>.Zero; var c9_1 = Vector512<float>.Zero;
         var c10_0 = Vector512<float>.Zero; var c10_1 = Vector512<float>.Zero;
         var c11_0 = Vector512<float>.Zero; var c11_1 = Vector512<float>.Zero;
+        if (Sse.IsSupported)
         {
             float* pf = c;
             Sse.Prefetch0(pf + 0); Sse.Prefetch0(pf + 16); Sse.Prefetch0(pf + 31); pf += ldc;
@@ -272,6 +274,7 @@ internal static unsafe partial class Gemm
         var c5_0 = Vector512<float>.Zero; var c5_1 = Vector512<float>.Zero;
         var c6_0 = Vector512<float>.Zero; var c6_1 = Vector512<float>.Zero;
         var c7_0 = Vector512<float>.Zero; var c7_1 = Vector512<float>.Zero;
+        if (Sse.IsSupported)
         {
             float* pf = c;
             Sse.Prefetch0(pf + 0); Sse.Prefetch0(pf + 16); Sse.Prefetch0(pf + 31); pf += ldc;
@@ -357,6 +360,7 @@ internal static unsafe partial class Gemm
         var c3_0 = Vector512<float>.Zero; var c3_1 = Vector512<float>.Zero; var c3_2 = Vector512<float>.Zero; var c3_3 = Vector512<float>.Zero;
         var c4_0 = Vector512<float>.Zero; var c4_1 = Vector512<float>.Zero; var c4_2 = Vector512<float>.Zero; var c4_3 = Vector512<float>.Zero;
         var c5_0 = Vector512<float>.Zero; var c5_1 = Vector512<float>.Zero; var c5_2 = Vector512<float>.Zero; var c5_3 = Vector512<float>.Zero;
+        if (Sse.IsSupported)
         {
             float* pf = c;
             Sse.Prefetch0(pf + 0); Sse.Prefetch0(pf + 16); Sse.Prefetch0(pf + 32); Sse.Prefetch0(pf + 48); Sse.Prefetch0(pf + 63); pf += ldc;
@@ -440,6 +444,7 @@ internal static unsafe partial class Gemm
         var c1_0 = Vector512<float>.Zero; var c1_1 = Vector512<float>.Zero; var c1_2 = Vector512<float>.Zero; var c1_3 = Vector512<float>.Zero;
         var c2_0 = Vector512<float>.Zero; var c2_1 = Vector512<float>.Zero; var c2_2 = Vector512<float>.Zero; var c2_3 = Vector512<float>.Zero;
         var c3_0 = Vector512<float>.Zero; var c3_1 = Vector512<float>.Zero; var c3_2 = Vector512<float>.Zero; var c3_3 = Vector512<float>.Zero;
+        if (Sse.IsSupported)
         {
             float* pf = c;
             Sse.Prefetch0(pf + 0); Sse.Prefetch0(pf + 16); Sse.Prefetch0(pf + 32); Sse.Prefetch0(pf + 48); Sse.Prefetch0(pf + 63); pf += ldc;
@@ -509,6 +514,7 @@ internal static unsafe partial class Gemm
         var c5_0 = Vector512<float>.Zero; var c5_1 = Vector512<float>.Zero; var c5_2 = Vector512<float>.Zero;
         var c6_0 = Vector512<float>.Zero; var c6_1 = Vector512<float>.Zero; var c6_2 = Vector512<float>.Zero;
         var c7_0 = Vector512<float>.Zero; var c7_1 = Vector512<float>.Zero; var c7_2 = Vector512<float>.Zero;
+        if (Sse.IsSupported)
         {
             float* pf = c;
             Sse.Prefetch0(pf + 0); Sse.Prefetch0(pf + 16); Sse.Prefetch0(pf + 32); Sse.Prefetch0(pf + 47); pf += ldc;
@@ -603,6 +609,7 @@ internal static unsafe partial class Gemm
         var c3_0 = Vector256<float>.Zero; var c3_1 = Vector256<float>.Zero;
         var c4_0 = Vector256<float>.Zero; var c4_1 = Vector256<float>.Zero;
         var c5_0 = Vector256<float>.Zero; var c5_1 = Vector256<float>.Zero;
+        if (Sse.IsSupported)
         {
             float* pf = c;
             Sse.Prefetch0(pf + 0); Sse.Prefetch0(pf + 8); Sse.Prefetch0(pf + 15); pf += ldc;
