@@ -31,6 +31,9 @@ internal static unsafe partial class GemmBench
         // attention heads (batch 8 × 12 heads, sequence 128, head size 64): OpenBLAS runs them one call at a time
         new("attn-qk-96x128x128x64-nt", 128, 128, 64, false, true, 96),
         new("attn-pv-96x128x64x128", 128, 64, 128, false, false, 96),
+        // small ones: call overhead, few rows
+        new("small-64x64x64", 64, 64, 64, false, false),
+        new("rows-32x768x768-nt", 32, 768, 768, false, true),
     ];
 
     public static int Run(string[] args)

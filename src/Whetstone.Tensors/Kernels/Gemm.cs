@@ -45,7 +45,7 @@ internal static unsafe partial class Gemm
     internal static int RowBlocksPerThread = 4;
 
     /// <summary>Problems with fewer multiply-adds than this run on the calling thread only.</summary>
-    internal static long ParallelThreshold = 1 << 17;
+    internal static long ParallelThreshold = 1 << 22;
 
     internal static Config DefaultConfig()
     {
@@ -137,6 +137,7 @@ internal static unsafe partial class Gemm
     // ---------------------------------------------------------------- driver
 
     /// <summary>The packed, blocked GEMM with an explicit configuration and thread count (m, n, k ≥ 1).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void Packed(in Config cfg, int threads, bool transA, bool transB, int m, int n, int k, float alpha,
         float* a, int lda, float* b, int ldb, float beta, float* c, int ldc)
     {
