@@ -56,13 +56,25 @@ internal static class BenchUtil
         return Stats.Of(ms);
     }
 
-    /// <summary>Times two bodies alternately (after warm-up), so machine noise hits both alike.</summary>
+    /// <summary>
+    /// Times two bodies in turn, each as a block (warm-up, then its reps), in two rounds (a b a b) so slow drift in
+    /// machine load hits both alike. Blocks rather than alternating single runs: a library whose threads spin after
+    /// a call (OpenBLAS does, for a while) would otherwise slow down the other body's runs.
+    /// </summary>
     public static (Stats A, Stats B) TimePair(Action a, Action b, int reps, int warmup = 2)
     {
-        Warm(() => { a(); b(); }, warmup);
         var ta = new List<double>(reps);
         var tb = new List<double>(reps);
-        for (int i = 0; i < reps; i++) { ta.Add(TimeOnce(a)); tb.Add(TimeOnce(b)); }
+        for (int round = 0; round < 2; round++)
+        {
+            int n = round == 0 ? (reps + 1) / 2 : reps / 2;
+            foreach (var (body, into) in new[] { (a, ta), (b, tb) })
+            {
+                Thread.Sleep(150); // let the other's spinning threads go quiet
+                Warm(body, warmup);
+                for (int i = 0; i < n; i++) into.Add(TimeOnce(body));
+            }
+        }
         return (Stats.Of(ta), Stats.Of(tb));
     }
 
@@ -70,7 +82,7 @@ internal static class BenchUtil
     private static void Warm(Action body, int runs)
     {
         long t0 = Stopwatch.GetTimestamp();
-        for (int i = 0; i < runs || (Stopwatch.GetElapsedTime(t0).TotalSeconds < 0.4 && i < 200); i++) body();
+        for (int i = 0; i < runs || (Stopwatch.GetElapsedTime(t0).TotalSeconds < 0.25 && i < 200); i++) body();
     }
 
     public static double TimeOnce(Action body)

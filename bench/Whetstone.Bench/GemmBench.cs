@@ -20,7 +20,7 @@ internal static unsafe partial class GemmBench
     [LibraryImport(OpenBlas, EntryPoint = "openblas_get_corename")]
     private static partial nint OpenBlasCoreName();
 
-    private sealed record Case(string Name, int M, int N, int K, bool TransA, bool TransB);
+    private sealed record Case(string Name, int M, int N, int K, bool TransA, bool TransB, int Batch = 1);
 
     private static readonly Case[] Cases =
     [
@@ -28,6 +28,12 @@ internal static unsafe partial class GemmBench
         new("4096x4096x1024", 4096, 4096, 1024, false, false),
         new("bert-1024x768x768-nt", 1024, 768, 768, false, true),
         new("bert-1024x3072x768-nt", 1024, 3072, 768, false, true),
+        // attention heads (batch 8 × 12 heads, sequence 128, head size 64): OpenBLAS runs them one call at a time
+        new("attn-qk-96x128x128x64-nt", 128, 128, 64, false, true, 96),
+        new("attn-pv-96x128x64x128", 128, 64, 128, false, false, 96),
+        // small ones: call overhead, few rows
+        new("small-64x64x64", 64, 64, 64, false, false),
+        new("rows-32x768x768-nt", 32, 768, 768, false, true),
     ];
 
     public static int Run(string[] args)
@@ -41,32 +47,47 @@ internal static unsafe partial class GemmBench
         int[] threadCounts = opt.Ints("threads", [1, 2]);
         string? only = opt.Get("case");
         var cfg = opt.Get("kernel") is { Length: > 0 } kname ? Gemm.Kernel512(kname) : Gemm.Current;
-        cfg = cfg.WithBlocking(opt.Int("mc", cfg.Mc), opt.Int("kc", cfg.Kc), opt.Int("nc", cfg.Nc));
-        Gemm.Current = cfg;
+        if (opt.Has("kernel") || opt.Has("mc") || opt.Has("kc") || opt.Has("nc"))
+        {
+            cfg = cfg.WithBlocking(opt.Int("mc", cfg.Mc), opt.Int("kc", cfg.Kc), opt.Int("nc", cfg.Nc));
+            Gemm.Current = cfg;
+            Gemm.AutoKernel = false;
+        }
+        Gemm.RowBlocksPerThread = opt.Int("rbpt", Gemm.RowBlocksPerThread);
         string core = useRef ? Marshal.PtrToStringAnsi(OpenBlasCoreName()) ?? "?" : "-";
-        Console.Error.WriteLine($"gemm: kernel {cfg.Name} mc={cfg.Mc} kc={cfg.Kc} nc={cfg.Nc}; OpenBLAS core {core}");
+        Console.Error.WriteLine($"gemm: kernel {(Gemm.AutoKernel ? "auto" : cfg.Name)} mc={cfg.Mc} kc={cfg.Kc} nc={cfg.Nc}; OpenBLAS core {core}");
 
         foreach (var cs in Cases)
         {
             if (only is not null && !cs.Name.Contains(only, StringComparison.Ordinal)) continue;
             int aRows = cs.TransA ? cs.K : cs.M, aCols = cs.TransA ? cs.M : cs.K;
             int bRows = cs.TransB ? cs.N : cs.K, bCols = cs.TransB ? cs.K : cs.N;
-            float* a = Alloc((long)aRows * aCols, 1), b = Alloc((long)bRows * bCols, 2);
-            float* c = Alloc((long)cs.M * cs.N, 3), cr = Alloc((long)cs.M * cs.N, 4);
-            double flops = 2.0 * cs.M * cs.N * cs.K;
+            long sa = (long)aRows * aCols, sb = (long)bRows * bCols, sc = (long)cs.M * cs.N;
+            int batch = cs.Batch;
+            float* a = Alloc(sa * batch, 1), b = Alloc(sb * batch, 2);
+            float* c = Alloc(sc * batch, 3), cr = Alloc(sc * batch, 4);
+            double flops = 2.0 * cs.M * cs.N * cs.K * batch;
             try
             {
                 foreach (int threads in threadCounts)
                 {
                     Par.Threads = threads;
                     if (useRef) OpenBlasSetNumThreads(threads);
-                    void Ours() => Gemm.Run(cs.TransA, cs.TransB, cs.M, cs.N, cs.K, 1f, a, aCols, b, bCols, 0f, c, cs.N);
-                    void Theirs() => CblasSgemm(RowMajor, cs.TransA ? Trans : NoTrans, cs.TransB ? Trans : NoTrans,
-                        cs.M, cs.N, cs.K, 1f, a, aCols, b, bCols, 0f, cr, cs.N);
+                    void Ours()
+                    {
+                        if (batch == 1) Gemm.Run(cs.TransA, cs.TransB, cs.M, cs.N, cs.K, 1f, a, aCols, b, bCols, 0f, c, cs.N);
+                        else Gemm.RunBatched(batch, cs.TransA, cs.TransB, cs.M, cs.N, cs.K, 1f, a, aCols, sa, b, bCols, sb, 0f, c, cs.N, sc);
+                    }
+                    void Theirs()
+                    {
+                        for (int i = 0; i < batch; i++)
+                            CblasSgemm(RowMajor, cs.TransA ? Trans : NoTrans, cs.TransB ? Trans : NoTrans,
+                                cs.M, cs.N, cs.K, 1f, a + i * sa, aCols, b + i * sb, bCols, 0f, cr + i * sc, cs.N);
+                    }
                     var fields = new List<KeyValuePair<string, object?>>
                     {
-                        new("m", cs.M), new("n", cs.N), new("k", cs.K), new("trans_a", cs.TransA), new("trans_b", cs.TransB),
-                        new("threads", threads), new("kernel", cfg.Name), new("mc", cfg.Mc), new("kc", cfg.Kc), new("nc", cfg.Nc),
+                        new("batch", batch), new("m", cs.M), new("n", cs.N), new("k", cs.K), new("trans_a", cs.TransA), new("trans_b", cs.TransB),
+                        new("threads", threads), new("kernel", Gemm.ForRows(cs.M).Name), new("mc", Gemm.ForRows(cs.M).Mc), new("kc", Gemm.ForRows(cs.M).Kc), new("nc", Gemm.ForRows(cs.M).Nc),
                     };
                     if (useRef)
                     {
@@ -75,7 +96,7 @@ internal static unsafe partial class GemmBench
                         fields.AddRange(Stat("ref_", theirs, flops));
                         fields.Add(new("ratio", theirs.Median / ours.Median));
                         fields.Add(new("best_ratio", theirs.Best / ours.Best));
-                        fields.Add(new("max_rel_diff", MaxRelDiff(c, cr, (long)cs.M * cs.N)));
+                        fields.Add(new("max_rel_diff", MaxRelDiff(c, cr, sc * batch)));
                         if (opt.Has("debug")) Console.Error.WriteLine($"c[0]={c[0]:R} cr[0]={cr[0]:R} c[last]={c[(long)cs.M * cs.N - 1]:R} cr[last]={cr[(long)cs.M * cs.N - 1]:R}");
                         fields.Add(new("ref_core", core));
                     }

@@ -41,8 +41,11 @@ internal static unsafe partial class Gemm
     /// <summary>The kernel and blocking in use (settable for tuning and tests).</summary>
     internal static Config Current = DefaultConfig();
 
+    /// <summary>With several threads, cut the rows into at least this many blocks per thread.</summary>
+    internal static int RowBlocksPerThread = 4;
+
     /// <summary>Problems with fewer multiply-adds than this run on the calling thread only.</summary>
-    internal static long ParallelThreshold = 1 << 17;
+    internal static long ParallelThreshold = 1 << 22;
 
     internal static Config DefaultConfig()
     {
@@ -51,12 +54,35 @@ internal static unsafe partial class Gemm
         return new Config("scalar:4x4", 4, 4, 64, 256, 1024, &KScalar4x4);
     }
 
+    /// <summary>
+    /// With AVX-512, pick the kernel height for each problem from these (same kc, so the summation order is
+    /// the same whichever runs): the one wasting the fewest padded rows, weighted by its relative speed.
+    /// Off when <see cref="Current"/> is set by hand (tuning).
+    /// </summary>
+    internal static bool AutoKernel = Vector512.IsHardwareAccelerated;
+    private static readonly (Config Cfg, double Speed)[] Auto512 = Vector512.IsHardwareAccelerated
+        ? [(Kernel512("14x32"), 1.0), (Kernel512("12x32"), 0.99), (Kernel512("8x32"), 0.97)]
+        : [];
+
+    internal static Config ForRows(int m)
+    {
+        if (!AutoKernel) return Current;
+        var best = Auto512[0];
+        double bestCost = double.MaxValue;
+        foreach (var cand in Auto512)
+        {
+            double cost = RoundUp(m, cand.Cfg.Mr) / cand.Speed;
+            if (cost < bestCost) { best = cand; bestCost = cost; }
+        }
+        return best.Cfg;
+    }
+
     /// <summary>An AVX-512 micro-kernel by shape, with default blocking.</summary>
     internal static Config Kernel512(string shape) => shape switch
     {
-        "14x32" => new Config("512:14x32", 14, 32, 280, 384, 4096, &K512_14x32),
-        "12x32" => new Config("512:12x32", 12, 32, 144, 384, 4096, &K512_12x32),
-        "8x32" => new Config("512:8x32", 8, 32, 128, 384, 4096, &K512_8x32),
+        "14x32" => new Config("512:14x32", 14, 32, 280, 512, 2048, &K512_14x32),
+        "12x32" => new Config("512:12x32", 12, 32, 288, 512, 2048, &K512_12x32),
+        "8x32" => new Config("512:8x32", 8, 32, 256, 512, 2048, &K512_8x32),
         "6x64" => new Config("512:6x64", 6, 64, 144, 384, 4096, &K512_6x64),
         "4x64" => new Config("512:4x64", 4, 64, 128, 384, 4096, &K512_4x64),
         "8x48" => new Config("512:8x48", 8, 48, 128, 384, 4096, &K512_8x48),
@@ -69,7 +95,7 @@ internal static unsafe partial class Gemm
         if (m <= 0 || n <= 0) return;
         if (k <= 0 || alpha == 0) { ScaleC(m, n, beta, c, ldc); return; }
         int threads = (long)m * n * k < ParallelThreshold ? 1 : Par.Threads;
-        Packed(Current, threads, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        Packed(ForRows(m), threads, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     }
 
     /// <summary>Batched GEMM: matrices of batch i start at a + i·strideA (and so on).</summary>
@@ -82,7 +108,7 @@ internal static unsafe partial class Gemm
         // Small matrices (attention heads) or many of them: one matrix per task, each on one thread.
         if (threads > 1 && batch > 1 && (batch >= 4 * threads || work < (1L << 22)))
         {
-            var cfg = Current;
+            var cfg = ForRows(m);
             Par.For(batch, 1, (s, e) =>
             {
                 for (int i = s; i < e; i++)
@@ -111,6 +137,7 @@ internal static unsafe partial class Gemm
     // ---------------------------------------------------------------- driver
 
     /// <summary>The packed, blocked GEMM with an explicit configuration and thread count (m, n, k ≥ 1).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void Packed(in Config cfg, int threads, bool transA, bool transB, int m, int n, int k, float alpha,
         float* a, int lda, float* b, int ldb, float beta, float* c, int ldc)
     {
@@ -119,16 +146,17 @@ internal static unsafe partial class Gemm
         int kBlocks = (k + kcMax - 1) / kcMax;
         int kc = (k + kBlocks - 1) / kBlocks;
         // N chunks: the packed op(B) chunk (all of k × nc) is shared by every task
-        int ncChunk = Math.Min(cfg.Nc, RoundUp(n, nr));
+        int nChunks = (n + cfg.Nc - 1) / cfg.Nc;
+        int ncChunk = RoundUp((n + nChunks - 1) / nChunks, nr);
         // row blocks of at most Mc rows; with several threads enough of them to share out evenly
         int mTiles = (m + mr - 1) / mr;
         int mcTiles = Math.Max(1, cfg.Mc / mr);
         int rowBlocks = (mTiles + mcTiles - 1) / mcTiles;
         if (threads > 1)
         {
-            if (rowBlocks < threads && mTiles >= threads * 2) rowBlocks = threads;
-            else if (rowBlocks > 1) rowBlocks = RoundUp(rowBlocks, threads);
-            rowBlocks = Math.Min(rowBlocks, mTiles);
+            // several blocks per thread (at least ~4 tiles each), so a thread slowed by other load hands work over
+            rowBlocks = Math.Max(rowBlocks, Math.Min(RowBlocksPerThread * threads, mTiles / 4));
+            rowBlocks = Math.Min(RoundUp(rowBlocks, threads), mTiles);
         }
         int blockTiles = (mTiles + rowBlocks - 1) / rowBlocks;
         rowBlocks = (mTiles + blockTiles - 1) / blockTiles;
