@@ -1,6 +1,7 @@
 using Whetstone.Nn;
 using Whetstone.Nn.Layers;
 using Whetstone.Tensors;
+using Whetstone.Tensors.Memory;
 
 namespace Whetstone.Models.Bert;
 
@@ -172,7 +173,11 @@ public sealed class BertEncoder : Module
 
     public Tensor Forward(Tensor x, Tensor? mask)
     {
-        foreach (var layer in Layer) x = layer.Forward(x, mask);
+        foreach (var layer in Layer)
+        {
+            var input = x;
+            x = TensorScope.Release(() => layer.Forward(input, mask));   // frozen layers keep no activations
+        }
         return x;
     }
 }
@@ -205,7 +210,7 @@ public sealed class BertModel : Module
     /// <summary>ids (B, T), attention mask (B, T) of 1/0 or null → (last hidden state (B, T, D), pooled (B, D)).</summary>
     public (Tensor Hidden, Tensor Pooled) Forward(int[] ids, int b, int t, Tensor? attentionMask = null, int[]? tokenTypes = null)
     {
-        var h = Encoder.Forward(Embeddings.Forward(ids, b, t, tokenTypes), attentionMask);
+        var h = Encoder.Forward(TensorScope.Release(() => Embeddings.Forward(ids, b, t, tokenTypes)), attentionMask);
         return (h, Pooler.Forward(h));
     }
 }

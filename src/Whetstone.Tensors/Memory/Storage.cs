@@ -82,6 +82,27 @@ public sealed class TensorScope : IDisposable
         return t;
     }
 
+    /// <summary>
+    /// Runs <paramref name="block"/> in an inner scope. If its result needs no gradient, nothing inside can be needed
+    /// by backward, so everything but the result is released at once — the activations of a frozen backbone cost no
+    /// memory beyond the layer being computed. Otherwise the inner scope's memory joins the enclosing scope.
+    /// </summary>
+    public static Tensor Release(Func<Tensor> block)
+    {
+        var inner = new TensorScope();
+        Tensor y;
+        try { y = block(); }
+        catch { inner.Dispose(); throw; }
+        if (y.RequiresGrad)
+        {
+            inner._parent?._owned.AddRange(inner._owned);   // without an enclosing scope the GC owns them, as with Keep
+            inner._owned.Clear();
+        }
+        else inner.Keep(y);
+        inner.Dispose();
+        return y;
+    }
+
     /// <summary>Releases a storage early (used by backward to recycle gradients as soon as they are consumed).</summary>
     internal bool ReleaseEarly(Storage s)
     {

@@ -112,10 +112,86 @@ public sealed partial class Tensor
         }
     }
 
-    /// <summary>y = x·Wᵀ + b for x [..., in], W [out, in] (PyTorch's nn.Linear layout), b [out].</summary>
-    public static Tensor Linear(Tensor x, Tensor weight, Tensor? bias)
+    /// <summary>
+    /// y = x·Wᵀ + b for x [..., in], W [out, in] (PyTorch's nn.Linear layout), b [out]. One GEMM with the bias added in
+    /// place; backward is dx = g·W, dW = gᵀ·x, db = column sums of g — each skipped when not needed.
+    /// </summary>
+    public static unsafe Tensor Linear(Tensor x, Tensor weight, Tensor? bias)
     {
-        var y = MatMul(x, weight.T);
-        return bias is null ? y : y + bias;
+        if (weight.Rank != 2) throw new ArgumentException($"Linear weight must be [out, in]; got {Shapes.Format(weight.Dims)}.");
+        int n = weight.Dims[0], k = weight.Dims[1];
+        if (x.Rank < 1 || x.Dims[^1] != k) throw new ArgumentException($"Linear: input {Shapes.Format(x.Dims)} does not end in {k} features (weight {Shapes.Format(weight.Dims)}).");
+        if (bias is not null && (bias.Rank != 1 || bias.Dims[0] != n)) throw new ArgumentException($"Linear: bias {Shapes.Format(bias.Dims)} does not match {n} outputs.");
+        var xc = x.Contiguous();
+        var w = weight.Contiguous();
+        int m = k == 0 ? 0 : xc.Size / k;
+        var y = Empty([.. x.Dims[..^1], n]);
+        fixed (float* px = xc.RawArray) fixed (float* pw = w.RawArray) fixed (float* py = y.RawArray)
+            Gemm.Run(false, true, m, n, k, 1f, px + xc.Offset, k, pw + w.Offset, k, 0f, py + y.Offset, n);
+        if (bias is not null) AddRowVector(y.Span, bias.Contiguous().Span, m, n);
+        if (Graph.Needs(xc, w, bias))
+        {
+            var inputs = bias is null ? new[] { xc, w } : new[] { xc, w, bias };
+            Graph.Record(y, "linear", g => LinearBackward(xc, w, bias, g, m, n, k), inputs);
+        }
+        return y;
+    }
+
+    private static unsafe void LinearBackward(Tensor x, Tensor w, Tensor? bias, Tensor g, int m, int n, int k)
+    {
+        g = g.Contiguous();
+        fixed (float* pg = g.RawArray) fixed (float* px = x.RawArray) fixed (float* pw = w.RawArray)
+        {
+            float* G = pg + g.Offset;
+            if (x.RequiresGrad)
+            {
+                var gx = x.GradBuffer(out bool fresh);
+                fixed (float* pgx = gx.RawArray) Gemm.Run(false, false, m, k, n, 1f, G, n, pw + w.Offset, k, fresh ? 0f : 1f, pgx + gx.Offset, k);
+            }
+            if (w.RequiresGrad)
+            {
+                var gw = w.GradBuffer(out bool fresh);
+                fixed (float* pgw = gw.RawArray) Gemm.Run(true, false, n, k, m, 1f, G, n, px + x.Offset, k, fresh ? 0f : 1f, pgw + gw.Offset, k);
+            }
+        }
+        if (bias is { RequiresGrad: true })
+        {
+            var gb = bias.GradBuffer(out bool fresh);
+            ColumnSums(g.Span, gb.Span, m, n, accumulate: !fresh);
+        }
+    }
+
+    /// <summary>y[r, :] += b for each of the m rows (in place, parallel over rows).</summary>
+    private static unsafe void AddRowVector(Span<float> y, ReadOnlySpan<float> b, int m, int n)
+    {
+        fixed (float* py = y) fixed (float* pb = b)
+        {
+            float* ay = py, ab = pb;
+            Par.For(m, Math.Max(1, 16384 / Math.Max(n, 1)), (r0, r1) =>
+            {
+                var bs = new ReadOnlySpan<float>(ab, n);
+                for (int r = r0; r < r1; r++)
+                {
+                    var row = new Span<float>(ay + (long)r * n, n);
+                    System.Numerics.Tensors.TensorPrimitives.Add(row, bs, row);
+                }
+            });
+        }
+    }
+
+    /// <summary>s (+)= Σ_r g[r, :], split by columns so the summation order never depends on the thread count.</summary>
+    internal static unsafe void ColumnSums(ReadOnlySpan<float> g, Span<float> s, int m, int n, bool accumulate)
+    {
+        fixed (float* pg = g) fixed (float* ps = s)
+        {
+            float* ag = pg, asum = ps;
+            Par.For(n, 256, (c0, c1) =>
+            {
+                var dst = new Span<float>(asum + c0, c1 - c0);
+                if (!accumulate) dst.Clear();
+                for (int r = 0; r < m; r++)
+                    System.Numerics.Tensors.TensorPrimitives.Add(dst, new ReadOnlySpan<float>(ag + (long)r * n + c0, c1 - c0), dst);
+            });
+        }
     }
 }
