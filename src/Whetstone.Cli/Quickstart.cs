@@ -77,7 +77,13 @@ internal static class Quickstart
         }
     }
 
-    public static int Run(TextWriter output)
+    /// <summary>One row of the result table.</summary>
+    internal sealed record Row(string Name, string Trainable, ClassificationReport Report, double Seconds);
+
+    public static int Run(TextWriter output) { Compare(output); return 0; }
+
+    /// <summary>Runs the demo, prints the table and returns its rows.</summary>
+    internal static IReadOnlyList<Row> Compare(TextWriter output)
     {
         var total = Stopwatch.StartNew();
         var rng = new Rng(2024);
@@ -107,9 +113,9 @@ internal static class Quickstart
             return net;
         }
 
-        var rows = new List<(string Name, string Trainable, ClassificationReport Report, double Seconds)>();
+        var rows = new List<Row>();
         var before = FromPretrained(10);
-        rows.Add(("before fine-tuning (new head, 0 steps)", "-", Evaluate(before, testX, testY, labels), 0));
+        rows.Add(new("before fine-tuning (new head, 0 steps)", "-", Evaluate(before, testX, testY, labels), 0));
 
         var frozen = FromPretrained(10);
         Freezing.Freeze(frozen, "body.*");
@@ -124,16 +130,16 @@ internal static class Quickstart
         output.WriteLine();
         output.WriteLine($"  {"model",-40} {"trainable",10} {"accuracy",9} {"macro-F1",9} {"time",7}");
         foreach (var (name, trainable, r, s) in rows)
-            output.WriteLine($"  {name,-40} {trainable,10} {r.Accuracy,9:P1} {r.MacroF1,9:F3} {s,6:F1}s");
+            output.WriteLine($"  {name,-40} {trainable,10} {r.Accuracy,9:P1} {r.MacroF1,9:F3} {s,6:F2}s");
         output.WriteLine();
         output.WriteLine($"  total {total.Elapsed.TotalSeconds:F1} s. The image workflow (MobileNetV2 on Fashion-MNIST) replaces this demo when it lands.");
-        return 0;
+        return rows;
 
-        (string, string, ClassificationReport, double) Train(string name, Net net, double bodyLrScale)
+        Row Train(string name, Net net, double bodyLrScale)
         {
             var sw = Stopwatch.StartNew();
             Fit(net, trainX, trainY, epochs: 300, lr: 1e-2, bodyLrScale, new Rng(3));
-            return (name, $"{net.TrainableParameterCount():N0}", Evaluate(net, testX, testY, labels), sw.Elapsed.TotalSeconds);
+            return new(name, $"{net.TrainableParameterCount():N0}", Evaluate(net, testX, testY, labels), sw.Elapsed.TotalSeconds);
         }
     }
 
