@@ -130,6 +130,40 @@ public class NnOpsTests
     }
 
     [Fact]
+    public void AttentionDropoutMatchesComposedOpsWithTheSameMask()
+    {
+        int b = 2, t = 6, h = 2, dh = 4;
+        const float p = 0.3f;
+        var qkv = GradCheck.Random(3, b, t, 3 * h * dh);
+        Tensor Split(Tensor x, int i) => x.Narrow(2, i * h * dh, h * dh).Reshape(b, t, h, dh).Permute(0, 2, 1, 3);
+        Tensor Fused(Tensor x) => Tensor.ScaledDotProductAttention(Split(x, 0), Split(x, 1), Split(x, 2), causal: true, dropout: p, rng: new Rng(99));
+        Tensor Composed(Tensor x)
+        {
+            var rng = new Rng(99);   // the fused op draws its mask in (b, h, i, j) order from the same generator
+            var mask = Tensor.Empty(b, h, t, t);
+            var ms = mask.Span;
+            for (int i = 0; i < ms.Length; i++) ms[i] = rng.NextDouble() < p ? 0f : 1 / (1 - p);
+            var s = Tensor.MatMul(Split(x, 0), Split(x, 1).Transpose(2, 3)) * (1f / MathF.Sqrt(dh));
+            var causal = Tensor.Zeros(t, t);
+            for (int i = 0; i < t; i++) for (int j = i + 1; j < t; j++) causal[i, j] = 1;
+            return Tensor.MatMul(s.MaskedFill(causal, float.NegativeInfinity).Softmax() * mask, Split(x, 2));
+        }
+        var fused = Fused(qkv).ToArray();
+        var composed = Composed(qkv).ToArray();
+        for (int i = 0; i < fused.Length; i++) Assert.Equal(composed[i], fused[i], 5);
+        var undropped = Tensor.ScaledDotProductAttention(Split(qkv, 0), Split(qkv, 1), Split(qkv, 2), causal: true).ToArray();
+        Assert.True(fused.Zip(undropped).Count(z => Math.Abs(z.First - z.Second) > 1e-4) > fused.Length / 4, "dropout must change the output");
+        GradCheck.Op(x => Fused(x[0]), [qkv]);
+    }
+
+    [Fact]
+    public void AttentionWithOneTensorInEveryRoleAddsItsGradients()
+    {
+        var x = GradCheck.Random(4, 1, 2, 5, 3);
+        GradCheck.Op(t => Tensor.ScaledDotProductAttention(t[0], t[0], t[0]), [x]);
+    }
+
+    [Fact]
     public void FrozenBranchCostsNothing()
     {
         // y = relu(x·W1)·W2 with W1 frozen: backward must reach W2 only, W1 and x get no gradient.

@@ -9,10 +9,7 @@ namespace Whetstone.Models.Bert;
 // Module and parameter names follow the Hugging Face checkpoint keys, so a state dict maps one to one.
 // Axis letters: B batch, T tokens, D hidden, H heads, Dh head width, F intermediate width.
 
-/// <summary>
-/// The subset of a Hugging Face BERT <c>config.json</c> that shapes the network. Defaults are bert-base's, except
-/// attention-probability dropout: the fused attention kernel has none yet, so a non-zero value is refused.
-/// </summary>
+/// <summary>The subset of a Hugging Face BERT <c>config.json</c> that shapes the network; defaults are bert-base's.</summary>
 public sealed record BertConfig(
     int VocabSize = 30522,
     int HiddenSize = 768,
@@ -24,7 +21,7 @@ public sealed record BertConfig(
     float LayerNormEps = 1e-12f,
     string HiddenAct = "gelu",
     float HiddenDropoutProb = 0.1f,
-    float AttentionProbsDropoutProb = 0f)
+    float AttentionProbsDropoutProb = 0.1f)
 {
     public static BertConfig Base => new();
 }
@@ -64,6 +61,8 @@ public sealed class BertEmbeddings : Module
 public sealed class BertSelfAttention : Module
 {
     private readonly int _heads;
+    private readonly float _dropout;
+    private readonly Rng _rng;
     public Linear Query { get; }
     public Linear Key { get; }
     public Linear Value { get; }
@@ -76,9 +75,8 @@ public sealed class BertSelfAttention : Module
         Query = RegisterModule("query", new Linear(c.HiddenSize, c.HiddenSize, true, rng));
         Key = RegisterModule("key", new Linear(c.HiddenSize, c.HiddenSize, true, rng));
         Value = RegisterModule("value", new Linear(c.HiddenSize, c.HiddenSize, true, rng));
-        // Dropout on the attention probabilities is not fused into the attention kernel yet: refuse rather than ignore it.
-        if (c.AttentionProbsDropoutProb > 0)
-            throw new NotSupportedException("attention_probs_dropout_prob > 0 is not supported yet; set it to 0 for fine-tuning.");
+        _dropout = c.AttentionProbsDropoutProb;
+        _rng = rng;
     }
 
     /// <summary>x (B, T, D), mask (B, T) of 1/0 → context (B, T, D).</summary>
@@ -86,7 +84,9 @@ public sealed class BertSelfAttention : Module
     {
         int b = x.Dim(0), t = x.Dim(1), d = x.Dim(2), dh = d / _heads;
         Tensor Split(Tensor y) => y.Reshape(b, t, _heads, dh).Permute(0, 2, 1, 3);   // (B, H, T, Dh)
-        var ctx = Tensor.ScaledDotProductAttention(Split(Query.Forward(x)), Split(Key.Forward(x)), Split(Value.Forward(x)), causal: false, mask);
+        float p = IsTraining ? _dropout : 0;
+        var ctx = Tensor.ScaledDotProductAttention(Split(Query.Forward(x)), Split(Key.Forward(x)), Split(Value.Forward(x)), causal: false, mask,
+            dropout: p, rng: p > 0 ? _rng : null);
         return ctx.Permute(0, 2, 1, 3).Reshape(b, t, d);                                   // free: stored (B, T, H, Dh)
     }
 }

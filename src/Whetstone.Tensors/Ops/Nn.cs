@@ -137,8 +137,10 @@ public sealed partial class Tensor
     /// softmax(q·kᵀ·scale + mask)·v for q (B, H, Tq, Dh), k/v (B, H, Tk, Dh) — strided views such as split heads are read
     /// in place. <paramref name="keyPaddingMask"/> (B, Tk) holds 1 for real tokens and 0 for padding; <paramref name="causal"/>
     /// hides future keys. The result (B, H, Tq, Dh) is stored as (B, Tq, H, Dh), so merging heads afterwards is free.
+    /// <paramref name="dropout"/> &gt; 0 drops attention probabilities (inverted dropout, mask drawn from <paramref name="rng"/>).
     /// </summary>
-    public static unsafe Tensor ScaledDotProductAttention(Tensor q, Tensor k, Tensor v, bool causal = false, Tensor? keyPaddingMask = null, float? scale = null)
+    public static unsafe Tensor ScaledDotProductAttention(Tensor q, Tensor k, Tensor v, bool causal = false, Tensor? keyPaddingMask = null, float? scale = null,
+        float dropout = 0, Rng? rng = null)
     {
         if (q.Rank != 4 || k.Rank != 4 || v.Rank != 4) throw new ArgumentException("Attention expects q, k, v of shape (B, H, T, Dh).");
         int b = q.Dims[0], h = q.Dims[1], tq = q.Dims[2], dh = q.Dims[3], tk = k.Dims[2];
@@ -152,6 +154,16 @@ public sealed partial class Tensor
         float s = scale ?? 1f / MathF.Sqrt(dh);
         var mask = keyPaddingMask?.Contiguous();
 
+        if (dropout < 0 || dropout >= 1) throw new ArgumentOutOfRangeException(nameof(dropout), $"Attention dropout {dropout} must be in [0, 1).");
+        if (dropout > 0 && rng is null) throw new ArgumentException("Attention dropout needs a seeded Rng.");
+        Tensor? drop = null;
+        if (dropout > 0)
+        {
+            drop = Empty(b, h, tq, tk);
+            var ds = drop.Span;
+            float keep = 1 / (1 - dropout);
+            for (int i = 0; i < ds.Length; i++) ds[i] = rng!.NextDouble() < dropout ? 0f : keep;
+        }
         var outStore = Empty(b, tq, h, dh);
         var y = new Tensor(outStore.Storage, outStore.Offset, [b, h, tq, dh], [tq * h * dh, dh, h * dh, 1]);
         var p = Empty(b, h, tq, tk);
@@ -159,44 +171,65 @@ public sealed partial class Tensor
         fixed (float* pq = q.RawArray) fixed (float* pk = k.RawArray) fixed (float* pv = v.RawArray)
         fixed (float* po = outStore.RawArray) fixed (float* pp = p.RawArray)
         fixed (float* pm = mask is null ? null : mask.RawArray)
+        fixed (float* pdrop = drop is null ? null : drop.RawArray)
         {
             float* aq = pq + q.Offset, ak = pk + k.Offset, av = pv + v.Offset, ao = po + outStore.Offset, ap = pp + p.Offset;
             float* am = mask is null ? null : pm + mask.Offset;
+            float* adrop = drop is null ? null : pdrop + drop.Offset;
             Par.For(b * h, 1, (s0, s1) =>
             {
-                for (int bh = s0; bh < s1; bh++)
+                var scratch = adrop == null ? null : BufferPool.Rent(tq * tk);
+                fixed (float* sc = scratch)
                 {
-                    int bi = bh / h, hi = bh % h;
-                    AttentionKernel.Forward(
-                        aq + bi * Q.StrideArray[0] + hi * Q.StrideArray[1], Q.StrideArray[2],
-                        ak + bi * K.StrideArray[0] + hi * K.StrideArray[1], K.StrideArray[2],
-                        av + bi * V.StrideArray[0] + hi * V.StrideArray[1], V.StrideArray[2],
-                        ao + (long)bi * tq * h * dh + hi * dh, h * dh,
-                        ap + (long)bh * tq * tk, tq, tk, dh, s, causal, am == null ? null : am + (long)bi * tk);
+                    for (int bh = s0; bh < s1; bh++)
+                    {
+                        int bi = bh / h, hi = bh % h;
+                        AttentionKernel.Forward(
+                            aq + bi * Q.StrideArray[0] + hi * Q.StrideArray[1], Q.StrideArray[2],
+                            ak + bi * K.StrideArray[0] + hi * K.StrideArray[1], K.StrideArray[2],
+                            av + bi * V.StrideArray[0] + hi * V.StrideArray[1], V.StrideArray[2],
+                            ao + (long)bi * tq * h * dh + hi * dh, h * dh,
+                            ap + (long)bh * tq * tk, tq, tk, dh, s, causal, am == null ? null : am + (long)bi * tk,
+                            adrop == null ? null : adrop + (long)bh * tq * tk, sc);
+                    }
                 }
+                if (scratch is not null) BufferPool.Return(scratch);
             });
         }
         if (Graph.Needs(q, k, v))
-            Graph.Record(y, "attention", g => AttentionBackward(Q, K, V, p, g, s), q, k, v);
+            Graph.Record(y, "attention", g => AttentionBackward(Q, K, V, p, drop, g, s), q, k, v);
         return y;
     }
 
-    private static unsafe void AttentionBackward(Tensor q, Tensor k, Tensor v, Tensor p, Tensor g, float scale)
+    private static unsafe void AttentionBackward(Tensor q, Tensor k, Tensor v, Tensor p, Tensor? drop, Tensor g, float scale)
     {
         int b = q.Dims[0], h = q.Dims[1], tq = q.Dims[2], dh = q.Dims[3], tk = k.Dims[2];
         bool fq = false, fk = false, fv = false;
-        var gq = q.RequiresGrad ? q.GradBuffer(out fq) : null;
-        var gk = k.RequiresGrad ? k.GradBuffer(out fk) : null;
-        var gv = v.RequiresGrad ? v.GradBuffer(out fv) : null;
+        Tensor? gq, gk, gv;
+        if (ReferenceEquals(q, k) || ReferenceEquals(q, v) || ReferenceEquals(k, v))
+        {
+            // the same tensor in two roles: its two gradients must add, so start from zeros and accumulate
+            gq = q.RequiresGrad ? q.GradBufferZeroed() : null;
+            gk = k.RequiresGrad ? k.GradBufferZeroed() : null;
+            gv = v.RequiresGrad ? v.GradBufferZeroed() : null;
+        }
+        else
+        {
+            gq = q.RequiresGrad ? q.GradBuffer(out fq) : null;
+            gk = k.RequiresGrad ? k.GradBuffer(out fk) : null;
+            gv = v.RequiresGrad ? v.GradBuffer(out fv) : null;
+        }
         g = g.Contiguous();
         fixed (float* pq = q.RawArray) fixed (float* pk = k.RawArray) fixed (float* pv = v.RawArray) fixed (float* pp = p.RawArray) fixed (float* pg = g.RawArray)
         fixed (float* pgq = gq is null ? null : gq.RawArray) fixed (float* pgk = gk is null ? null : gk.RawArray) fixed (float* pgv = gv is null ? null : gv.RawArray)
+        fixed (float* pdrop = drop is null ? null : drop.RawArray)
         {
+            float* adrop = drop is null ? null : pdrop + drop.Offset;
             float* aq = pq + q.Offset, ak = pk + k.Offset, av = pv + v.Offset, ap = pp + p.Offset, ag = pg + g.Offset;
             float* agq = gq is null ? null : pgq + gq.Offset, agk = gk is null ? null : pgk + gk.Offset, agv = gv is null ? null : pgv + gv.Offset;
             Par.For(b * h, 1, (s0, s1) =>
             {
-                var scratch = BufferPool.Rent(tq * tk);
+                var scratch = BufferPool.Rent(2 * tq * tk);
                 fixed (float* sc = scratch)
                 {
                     for (int bh = s0; bh < s1; bh++)
@@ -211,7 +244,7 @@ public sealed partial class Tensor
                             agq == null ? null : agq + head, dh, fq ? 0f : 1f,
                             agk == null ? null : agk + headK, dh, fk ? 0f : 1f,
                             agv == null ? null : agv + headK, dh, fv ? 0f : 1f,
-                            tq, tk, dh, scale, sc);
+                            tq, tk, dh, scale, sc, adrop == null ? null : adrop + (long)bh * tq * tk);
                     }
                 }
                 BufferPool.Return(scratch);
