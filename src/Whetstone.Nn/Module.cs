@@ -115,6 +115,20 @@ public abstract class Module
         throw new KeyNotFoundException($"No child module '{local}' in '{owner.DisplayPath}'.");
     }
 
+    /// <summary>Removes the direct child <paramref name="name"/> from this module (its tensors leave the tree). Returns it.</summary>
+    protected Module RemoveModule(string name)
+    {
+        for (int i = 0; i < _children.Count; i++)
+        {
+            if (_children[i].Name != name) continue;
+            var old = _children[i].Module;
+            _children.RemoveAt(i);
+            if (ReferenceEquals(old.Parent, this)) { old.Parent = null; old.LocalName = ""; old.RenameTensors(); }
+            return old;
+        }
+        throw new KeyNotFoundException($"No child module '{name}' in '{DisplayPath}'.");
+    }
+
     private void Adopt(string name, Module module)
     {
         module.Parent = this;
