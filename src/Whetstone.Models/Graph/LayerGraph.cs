@@ -88,6 +88,14 @@ public sealed class LayerGraph : Module<Tensor, Tensor>
     public Tensor Run(Tensor input, string output) =>
         Evaluate(new Dictionary<string, Tensor>(StringComparer.Ordinal) { [InputName] = input }, output);
 
+    /// <summary>Runs every layer on <paramref name="input"/> and returns each layer's output shape, in graph order.</summary>
+    public IReadOnlyList<(string Name, int[] Shape)> TraceShapes(Tensor input)
+    {
+        var shapes = new List<(string, int[])>();
+        Evaluate(new Dictionary<string, Tensor>(StringComparer.Ordinal) { [InputName] = input }, OutputName, (name, y) => shapes.Add((name, y.Shape.ToArray())));
+        return shapes;
+    }
+
     /// <summary>
     /// Runs from a known value of node <paramref name="from"/> (e.g. cached features) to <paramref name="output"/>.
     /// Fails if <paramref name="output"/> also depends on the input by a path around <paramref name="from"/>
@@ -139,7 +147,7 @@ public sealed class LayerGraph : Module<Tensor, Tensor>
         return removed;
     }
 
-    private Tensor Evaluate(Dictionary<string, Tensor> values, string output)
+    private Tensor Evaluate(Dictionary<string, Tensor> values, string output, Action<string, Tensor>? observe = null)
     {
         if (values.TryGetValue(output, out var known)) return known;
         int last = _index.TryGetValue(output, out int o) ? o : throw new KeyNotFoundException(UnknownLayer(output));
@@ -176,6 +184,7 @@ public sealed class LayerGraph : Module<Tensor, Tensor>
                 throw new InvalidOperationException($"Layer '{n.Name}' ({n.Kind}) failed on input {shapes}: {e.Message}", e);
             }
             values[n.Name] = y;
+            observe?.Invoke(n.Name, y);
             foreach (var input in n.Inputs)
                 if (lastUse.TryGetValue(input, out int u) && u == i && input != output) values.Remove(input);
         }

@@ -1,0 +1,79 @@
+using System.Text.Json.Nodes;
+using Whetstone.Training.Runs;
+
+namespace Whetstone.Training.Evaluation;
+
+/// <summary>Scores of a model on one dataset.</summary>
+public sealed record EvalResult(ClassificationReport Report, double Loss, int Count);
+
+/// <summary>
+/// The JSON form of an evaluation (<c>whet evaluate --json</c>, <c>eval.json</c>): <c>accuracy</c>, <c>macro_f1</c>,
+/// <c>loss</c>, <c>count</c>, <c>labels</c>, <c>per_class</c> (precision, recall, f1, support), <c>confusion_matrix</c>
+/// (rows: true class), and the same for the model before fine-tuning under <c>before</c>.
+/// </summary>
+public static class EvalJson
+{
+    public static JsonObject ToJson(EvalResult e)
+    {
+        ArgumentNullException.ThrowIfNull(e);
+        var r = e.Report;
+        int k = r.Labels.Count;
+        var cm = new JsonArray();
+        for (int i = 0; i < k; i++)
+        {
+            var row = new JsonArray();
+            for (int j = 0; j < k; j++) row.Add(r.ConfusionMatrix[i, j]);
+            cm.Add(row);
+        }
+        var per = new JsonObject();
+        foreach (var c in r.PerClass)
+            per[c.Label] = new JsonObject { ["precision"] = RunDirectory.Num(c.Precision), ["recall"] = RunDirectory.Num(c.Recall), ["f1"] = RunDirectory.Num(c.F1), ["support"] = c.Support };
+        return new JsonObject
+        {
+            ["accuracy"] = RunDirectory.Num(r.Accuracy),
+            ["macro_f1"] = RunDirectory.Num(r.MacroF1),
+            ["loss"] = RunDirectory.Num(e.Loss),
+            ["count"] = e.Count,
+            ["labels"] = new JsonArray(r.Labels.Select(l => (JsonNode?)JsonValue.Create(l)).ToArray()),
+            ["per_class"] = per,
+            ["confusion_matrix"] = cm,
+        };
+    }
+
+    public static string Write(EvalResult after, EvalResult? before, string split)
+    {
+        var o = ToJson(after);
+        o["split"] = split;
+        if (before is not null) o["before"] = ToJson(before);
+        return o.ToJsonString(RunDirectory.Json);
+    }
+
+    /// <summary>A plain-text report: accuracy, macro-F1, per-class table and confusion matrix, next to the "before" scores.</summary>
+    public static string Text(EvalResult after, EvalResult? before)
+    {
+        ArgumentNullException.ThrowIfNull(after);
+        var r = after.Report;
+        var sb = new System.Text.StringBuilder();
+        sb.AppendLine($"examples: {after.Count}");
+        sb.AppendLine($"accuracy: {r.Accuracy:P2}" + (before is null ? "" : $"   (before fine-tuning: {before.Report.Accuracy:P2})"));
+        sb.AppendLine($"macro-F1: {r.MacroF1:F4}" + (before is null ? "" : $"   (before fine-tuning: {before.Report.MacroF1:F4})"));
+        sb.AppendLine($"loss:     {after.Loss:F4}" + (before is null ? "" : $"   (before fine-tuning: {before.Loss:F4})"));
+        int w = Math.Max(8, r.Labels.Max(l => l.Length));
+        sb.AppendLine();
+        sb.AppendLine($"{"class".PadRight(w)}  precision  recall     f1  support");
+        foreach (var c in r.PerClass) sb.AppendLine($"{c.Label.PadRight(w)}  {c.Precision,9:F3}  {c.Recall,6:F3}  {c.F1,5:F3}  {c.Support,7}");
+        sb.AppendLine();
+        sb.AppendLine("confusion matrix (rows: true, columns: predicted)");
+        int k = r.Labels.Count;
+        sb.Append("".PadRight(w));
+        for (int j = 0; j < k; j++) sb.Append($" {j,5}");
+        sb.AppendLine();
+        for (int i = 0; i < k; i++)
+        {
+            sb.Append($"{i} {r.Labels[i]}".PadRight(w));
+            for (int j = 0; j < k; j++) sb.Append($" {r.ConfusionMatrix[i, j],5}");
+            sb.AppendLine();
+        }
+        return sb.ToString();
+    }
+}

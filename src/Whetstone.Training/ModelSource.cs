@@ -1,0 +1,87 @@
+using System.Security.Cryptography;
+using Whetstone.Models.Graph;
+
+namespace Whetstone.Training;
+
+/// <summary>
+/// Finds the importer for a pre-trained model path: an <c>.onnx</c> file (ONNX graph) or a TF.js layers model
+/// (a folder with <c>model.json</c> or nsfwjs' <c>model.min.js</c>, or either file itself).
+/// </summary>
+public static class ModelSource
+{
+    public static string FormatOf(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        if (File.Exists(path))
+        {
+            if (path.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase)) return "onnx";
+            if (path.EndsWith(".json", StringComparison.OrdinalIgnoreCase) || path.EndsWith(".min.js", StringComparison.OrdinalIgnoreCase)) return "tfjs";
+        }
+        else if (Directory.Exists(path))
+        {
+            if (File.Exists(Path.Combine(path, "model.json")) || File.Exists(Path.Combine(path, "model.min.js"))) return "tfjs";
+            var onnx = Directory.GetFiles(path, "*.onnx");
+            if (onnx.Length == 1) return "onnx";
+            if (File.Exists(Path.Combine(path, "config.json")))
+                throw new NotSupportedException($"'{path}' is a Hugging Face model folder; image classification here imports TF.js layers models and ONNX graphs (Hugging Face text models come with the text workflow).");
+        }
+        else throw new FileNotFoundException($"Model path '{path}' does not exist.");
+        throw new NotSupportedException($"'{path}' is neither an .onnx file nor a TF.js layers model (a folder with model.json or model.min.js).");
+    }
+
+    /// <summary>Imports the model at <paramref name="path"/> as a layer graph (NCHW input).</summary>
+    public static LayerGraph Load(string path)
+    {
+        var format = FormatOf(path);
+        if (format == "onnx" && Directory.Exists(path)) path = Directory.GetFiles(path, "*.onnx")[0];
+        return format == "onnx" ? Models.Checkpoints.Onnx.OnnxModel.Load(path) : Models.Checkpoints.TfjsLayers.Load(path);
+    }
+
+    /// <summary>The files that make up the model at <paramref name="path"/> (what a bundle copies).</summary>
+    public static IReadOnlyList<string> Files(string path)
+    {
+        if (Directory.Exists(path)) return Directory.GetFiles(path).Order(StringComparer.Ordinal).ToArray();
+        if (FormatOf(path) == "onnx") return [path];
+        return Directory.GetFiles(Path.GetDirectoryName(Path.GetFullPath(path))!).Order(StringComparer.Ordinal).ToArray();
+    }
+
+    /// <summary>SHA-256 over the model's files (names and contents), identifying the base model in a bundle.</summary>
+    public static string Hash(string path)
+    {
+        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        foreach (var f in Files(path))
+        {
+            sha.AppendData(System.Text.Encoding.UTF8.GetBytes(Path.GetFileName(f) + "\n"));
+            using var s = File.OpenRead(f);
+            var buf = new byte[1 << 16];
+            int n;
+            while ((n = s.Read(buf)) > 0) sha.AppendData(buf.AsSpan(0, n));
+        }
+        return Convert.ToHexStringLower(sha.GetHashAndReset());
+    }
+
+    /// <summary>Layer kinds that belong to a source model's own classifier (dropped by the default cut).</summary>
+    private static readonly HashSet<string> HeadKinds = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "Dense", "Dropout", "Flatten", "Softmax", "Reshape", "AveragePooling2D", "GlobalAveragePooling2D",
+        "GlobalMaxPooling2D", "Gemm", "MatMul", "GlobalAveragePool", "AveragePool", "Squeeze", "Identity", "Add",
+    };
+
+    /// <summary>
+    /// The default feature layer: walking back from the output past the source model's classifier layers (dense,
+    /// dropout, flatten, softmax, global pooling), the first layer that is none of those.
+    /// </summary>
+    public static string DefaultFeatureLayer(LayerGraph graph)
+    {
+        ArgumentNullException.ThrowIfNull(graph);
+        var name = graph.OutputName;
+        while (graph.Contains(name) && HeadKinds.Contains(graph.Node(name).Kind))
+        {
+            var inputs = graph.Node(name).Inputs;
+            if (inputs.Count != 1) break;
+            name = inputs[0];
+        }
+        if (!graph.Contains(name)) throw new InvalidOperationException("The model has no layer below its classifier to take features from.");
+        return name;
+    }
+}

@@ -1,0 +1,424 @@
+using System.Diagnostics;
+using System.Text;
+using System.Text.Json.Nodes;
+using Whetstone.Models;
+using Whetstone.Models.Graph;
+using Whetstone.Nn;
+using Whetstone.Nn.Layers;
+using Whetstone.Nn.Optimizers;
+using Whetstone.Nn.Schedules;
+using Whetstone.Tensors;
+using Whetstone.Tensors.Autograd;
+using Whetstone.Tensors.Memory;
+using Whetstone.Training.Config;
+using Whetstone.Training.Data;
+using Whetstone.Training.Evaluation;
+using Whetstone.Training.Runs;
+
+namespace Whetstone.Training.Recipes;
+
+/// <summary>What a training run produced.</summary>
+public sealed record TrainResult(string RunDir, string BundleDir, EvalResult Before, EvalResult After, string EvaluatedOn,
+    IReadOnlyList<double> EpochSeconds, double TrainSeconds, long TrainableParameters, string? CachedAt);
+
+/// <summary>
+/// Image classification by transfer learning, from a <see cref="TrainConfig"/>: import the pre-trained backbone, cut it
+/// at its feature layer, put a head sized from the labels on it, freeze as declared, train (AdamW/SGD, warm-up +
+/// decay, clipping, accumulation, gradual unfreezing), keep the best epoch by validation macro-F1, evaluate against the
+/// model before fine-tuning, and write the run folder with its model bundle.
+/// </summary>
+public sealed class ImageClassification
+{
+    private readonly TrainConfig _cfg;
+    private readonly TextWriter _log;
+    private readonly Rng _rng;
+
+    public ImageClassifier Model { get; }
+    public Preprocess Preprocess { get; }
+    public ImageDataset TrainSet { get; }
+    public ImageDataset ValidationSet { get; }
+    public ImageDataset? TestSet { get; }
+    public string ModelPath { get; }
+    public string FeatureLayer { get; }
+
+    public IReadOnlyList<string> Labels => TrainSet.Labels;
+
+    private ImageClassification(TrainConfig cfg, TextWriter log)
+    {
+        _cfg = cfg;
+        _log = log;
+        _rng = new Rng(cfg.Seed);
+        if (cfg.Train.Threads > 0) Par.Threads = cfg.Train.Threads;
+        Validate(cfg);
+
+        // ---- model: import, cut at the feature layer
+        ModelPath = Assets.Resolve(cfg.Model.Path, cfg.BaseDirectory, fetch: true, log);
+        var graph = ModelSource.Load(ModelPath);
+        FeatureLayer = cfg.Model.Features ?? ModelSource.DefaultFeatureLayer(graph);
+        if (!graph.Contains(FeatureLayer)) graph.Node(FeatureLayer);   // throws, naming similar layers
+        graph.TruncateAt(FeatureLayer);
+
+        // ---- data
+        int size = cfg.Data.ImageSize > 0 ? cfg.Data.ImageSize : graph.InputShape is { Length: 3 } s && s[1] > 0 ? s[1] : 224;
+        Preprocess = new Preprocess
+        {
+            ImageSize = size,
+            Normalization = NormalizationFor(cfg, ModelPath),
+            Augment = new AugmentOptions { HorizontalFlip = cfg.Data.Augment.Flip, CropPadding = cfg.Data.Augment.CropPadding },
+        };
+        Preprocess.Validate();
+        (TrainSet, ValidationSet, TestSet) = LoadData(cfg);
+
+        // ---- head sized from the labels
+        var (_, featureDim) = ImageClassifier.ProbeFeatures(graph, [3, size, size]);
+        Model = new ImageClassifier(graph, featureDim, new HeadSpec(TrainSet.Labels.Count, cfg.Model.HeadHidden, cfg.Model.HeadDropout), _rng);
+        if (cfg.Model.Scratch) ImageClassifier.Reinitialize(Model.Backbone, _rng);
+        ApplyFreezing(Model, cfg);
+    }
+
+    /// <summary>Loads everything the config names (fetching assets it needs) and applies its freezing.</summary>
+    public static ImageClassification Prepare(TrainConfig cfg, TextWriter log)
+    {
+        ArgumentNullException.ThrowIfNull(cfg);
+        ArgumentNullException.ThrowIfNull(log);
+        return new ImageClassification(cfg, log);
+    }
+
+    // ------------------------------------------------------------------ set-up
+
+    private static void Validate(TrainConfig c)
+    {
+        var t = c.Train;
+        void Need(bool ok, string what) { if (!ok) throw new ConfigException($"{c.Source}: {what}"); }
+        Need(t.Epochs >= 1, $"train.epochs must be ≥ 1 (got {t.Epochs}).");
+        Need(t.BatchSize >= 1, $"train.batch_size must be ≥ 1 (got {t.BatchSize}).");
+        Need(t.Lr > 0, $"train.lr must be > 0 (got {t.Lr}).");
+        Need(t.GradAccum >= 1, $"train.grad_accum must be ≥ 1 (got {t.GradAccum}).");
+        Need(t.Warmup is >= 0 and < 1, $"train.warmup is a fraction of all steps in [0, 1) (got {t.Warmup}).");
+        Need(t.Optimizer is "adamw" or "sgd", $"train.optimizer must be adamw or sgd (got '{t.Optimizer}').");
+        Need(t.Schedule is "cosine" or "linear" or "constant" or "onecycle", $"train.schedule must be cosine, linear, constant or onecycle (got '{t.Schedule}').");
+        Need(c.Data.Format is "idx" or "folder" or "csv", $"data.format must be idx, folder or csv (got '{c.Data.Format}').");
+        Need(c.Data.Validation is >= 0 and < 1, $"data.validation is a fraction in [0, 1) (got {c.Data.Validation}).");
+        foreach (var u in c.Unfreeze)
+            Need(u.Epoch >= 1 && u.Epoch <= t.Epochs && u.From.Length > 0, $"unfreeze: each step needs epoch in 1..{t.Epochs} and a layer in 'from' (got epoch {u.Epoch}, from '{u.From}').");
+    }
+
+    private static Normalization NormalizationFor(TrainConfig cfg, string modelPath) =>
+        // nsfwjs feeds its TF.js models pixels / 255; PaddleOCR's classifier expects (x/255 − 0.5) / 0.5.
+        ModelSource.FormatOf(modelPath) == "onnx" ? Normalization.MinusOneToOne : Normalization.ZeroToOne;
+
+    private (ImageDataset Train, ImageDataset Validation, ImageDataset? Test) LoadData(TrainConfig cfg)
+    {
+        var d = cfg.Data;
+        var trainPath = Assets.Resolve(d.Train, cfg.BaseDirectory, fetch: true, _log);
+        ImageDataset Open(string path, bool train) => d.Format switch
+        {
+            "idx" => Idx.Load(IdxFile(path, train, "images-idx3"), IdxFile(path, train, "labels-idx1"), d.Labels ?? IdxLabels(path)),
+            "folder" => ImageDataset.FromFolder(path),
+            _ => ImageDataset.FromCsv(path, new CsvImageOptions { ImageColumn = d.ImageColumn, LabelColumn = d.LabelColumn, Labels = d.Labels }),
+        };
+        var train = Open(trainPath, train: true);
+        if (train.Count == 0) throw new DataException($"The training set '{trainPath}' is empty.");
+        if (d.PerClass > 0) train = train.PerClass(d.PerClass, cfg.Seed);
+        ImageDataset validation;
+        if (d.ValidationPath is not null) validation = Open(Assets.Resolve(d.ValidationPath, cfg.BaseDirectory, true, _log), train: false).WithLabels(train.Labels);
+        else if (d.Validation > 0) (train, validation) = train.SplitStratified(d.Validation, cfg.Seed);
+        else validation = train;
+        ImageDataset? test = null;
+        if (d.Test is not null || d.Format == "idx")
+        {
+            var testPath = d.Test is null ? trainPath : Assets.Resolve(d.Test, cfg.BaseDirectory, fetch: true, _log);
+            test = Open(testPath, train: false).WithLabels(train.Labels);
+            if (d.TestLimit > 0 && d.TestLimit < test.Count)
+                test = test.PerClass((d.TestLimit + test.Labels.Count - 1) / test.Labels.Count, cfg.Seed, allowFewer: true);
+        }
+        return (train, validation, test);
+    }
+
+    private static string IdxFile(string dir, bool train, string kind)
+    {
+        if (File.Exists(dir)) throw new DataException($"data.train for format idx is the folder holding the IDX files; '{dir}' is a file.");
+        var prefix = train ? "train" : "t10k";
+        foreach (var name in new[] { $"{prefix}-{kind}-ubyte.gz", $"{prefix}-{kind}-ubyte" })
+            if (File.Exists(Path.Combine(dir, name))) return Path.Combine(dir, name);
+        throw new DataException($"'{dir}' has no {prefix}-{kind}-ubyte(.gz) file (the MNIST file names are expected).");
+    }
+
+    private static IReadOnlyList<string> IdxLabels(string dir) =>
+        dir.Contains("fashion", StringComparison.OrdinalIgnoreCase) ? Idx.FashionMnistLabels : Enumerable.Range(0, 10).Select(i => i.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+
+    /// <summary>Resolves a layer name given in a config to the model's module path (<c>backbone.X</c>).</summary>
+    private static string LayerPath(ImageClassifier model, string name, string key)
+    {
+        if (name.StartsWith("backbone.", StringComparison.Ordinal) || name == "head") name = name.StartsWith("backbone.", StringComparison.Ordinal) ? name["backbone.".Length..] : name;
+        if (name == "head") return "head";
+        if (!model.Backbone.Contains(name))
+        {
+            try { model.Backbone.Node(name); }
+            catch (KeyNotFoundException e) { throw new ConfigException($"{key}: {e.Message}"); }
+        }
+        return "backbone." + name;
+    }
+
+    private static void ApplyFreezing(ImageClassifier model, TrainConfig cfg)
+    {
+        var f = cfg.Freeze;
+        if (f.Backbone) Freezing.SetModuleTrainable(model, "backbone", false);
+        if (f.Below is not null)
+        {
+            var path = LayerPath(model, f.Below, "freeze.below");
+            if (!model.GetModule(path).Parameters().Any())
+            {
+                // a layer without weights (ReLU, Add): split at the first weighted layer from here on
+                var nodes = model.Backbone.LayerNames;
+                int at = nodes.ToList().IndexOf(path["backbone.".Length..]);
+                var next = nodes.Skip(at).FirstOrDefault(n => model.Backbone.Layer(n).Parameters().Any());
+                path = next is null ? "head" : "backbone." + next;
+            }
+            Freezing.FreezeBefore(model, path);
+        }
+        foreach (var p in f.Patterns)
+        {
+            var pattern = p.StartsWith("re:", StringComparison.Ordinal) || p.StartsWith("backbone.", StringComparison.Ordinal) || p.StartsWith("head", StringComparison.Ordinal) ? p : "backbone." + p;
+            if (Freezing.Freeze(model, pattern) == 0 && !model.NamedParameters().Any(n => Freezing.Matches(pattern, n.Name)))
+                throw new ConfigException($"freeze.patterns: '{p}' matches no parameter (names look like {string.Join(", ", model.NamedParameters().Take(3).Select(n => n.Name))}).");
+        }
+        foreach (var u in cfg.Unfreeze) LayerPath(model, u.From, "unfreeze.from");   // validate now, not at epoch N
+    }
+
+    // ------------------------------------------------------------------ dry run
+
+    /// <summary>The layer table (trainable/frozen, parameters, BN mode, output shape) and a memory estimate.</summary>
+    public string DescribeLayers()
+    {
+        var sb = new StringBuilder();
+        int s = Preprocess.ImageSize;
+        IReadOnlyList<(string Name, int[] Shape)> shapes;
+        using (new TensorScope())
+        using (Graph.NoGrad())
+        {
+            bool training = Model.IsTraining;
+            Model.Eval();
+            shapes = Model.Backbone.TraceShapes(Tensor.Zeros(1, 3, s, s));
+            Model.Train(training);
+        }
+        var shapeOf = shapes.ToDictionary(x => x.Name, x => x.Shape);
+        var cache = _cfg.Train.FeatureCache && !_cfg.Data.Augment.Enabled ? FeatureCache.ChooseLayer(Model.Backbone) : null;
+        int wName = Math.Max(12, Model.Backbone.LayerNames.Max(n => n.Length)), wKind = Math.Max(8, Model.Backbone.Nodes.Max(n => n.Kind.Length));
+        sb.AppendLine($"{"layer".PadRight(wName)}  {"kind".PadRight(wKind)}  {"output",-16} {"params",10}  {"trainable",-9}  bn");
+        long activations = 0;
+        bool aboveCache = cache is null;
+        foreach (var node in Model.Backbone.Nodes)
+        {
+            var layer = Model.Backbone.Layer(node.Name);
+            var ps = layer.Parameters().ToArray();
+            long count = ps.Sum(p => (long)p.Size);
+            string trainable = ps.Length == 0 ? "-" : ps.All(p => p.RequiresGrad) ? "yes" : ps.Any(p => p.RequiresGrad) ? "partly" : "frozen";
+            string bn = layer is BatchNorm2d b ? (b.StatisticsFrozen ? "frozen stats" : "batch stats") : "";
+            var shape = shapeOf.TryGetValue(node.Name, out var sh) ? "[" + string.Join(",", sh[1..]) + "]" : "";
+            if (aboveCache && sh is not null) activations += Shapes.Size(sh);
+            if (node.Name == cache) aboveCache = true;
+            sb.AppendLine($"{node.Name.PadRight(wName)}  {node.Kind.PadRight(wKind)}  {shape,-16} {count,10:N0}  {trainable,-9}  {bn}".TrimEnd());
+            if (node.Name == cache) sb.AppendLine($"{"  ── features cached here: the layers above run each epoch ──"}");
+        }
+        long headParams = Model.Head.ParameterCount();
+        sb.AppendLine($"{"head".PadRight(wName)}  {Model.HeadSpec.Describe().PadRight(wKind)}  {"[" + Model.HeadSpec.Classes + "]",-16} {headParams,10:N0}  {"yes",-9}");
+        long total = Model.ParameterCount(), trainableCount = Model.TrainableParameterCount();
+        int batch = _cfg.Train.BatchSize;
+        double mb(long bytes) => bytes / 1048576.0;
+        long weights = total * 4, grads = trainableCount * 4, optState = trainableCount * (_cfg.Train.Optimizer == "adamw" ? 8 : 4);
+        long acts = activations * batch * 4 * 2;   // kept for backward + their gradients, roughly
+        long cacheBytes = cache is null ? 0 : (long)Shapes.Size(shapeOf[cache][1..]) * 4 * (TrainSet.Count + ValidationSet.Count + (TestSet?.Count ?? 0));
+        sb.AppendLine();
+        sb.AppendLine($"parameters: {total:N0} total, {trainableCount:N0} trainable ({100.0 * trainableCount / total:F2}%)");
+        sb.AppendLine($"input: [3, {s}, {s}], {Preprocess.Normalization.Mean[0]}/{Preprocess.Normalization.Std[0]} normalisation; data: {TrainSet.Count} train, {ValidationSet.Count} validation, {TestSet?.Count ?? 0} test, {Labels.Count} classes");
+        sb.AppendLine($"feature cache: {(cache is null ? "off (" + (_cfg.Data.Augment.Enabled ? "augmentation on" : !_cfg.Train.FeatureCache ? "disabled" : "the first layer trains") + ")" : $"at '{cache}', {mb(cacheBytes):F0} MB")}");
+        sb.AppendLine($"memory estimate (batch {batch}): weights {mb(weights):F1} MB + gradients {mb(grads):F1} MB + optimizer {mb(optState):F1} MB + activations ~{mb(acts):F0} MB + cache {mb(cacheBytes):F0} MB ≈ {mb(weights + grads + optState + acts + cacheBytes):F0} MB");
+        return sb.ToString();
+    }
+
+    // ------------------------------------------------------------------ evaluation
+
+    /// <summary>Scores <see cref="Model"/> on <paramref name="data"/> (eval mode, no gradients), from <paramref name="cache"/> when given.</summary>
+    public EvalResult Evaluate(ImageDataset data, FeatureCache? cache = null, Action<int>? progress = null)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        bool training = Model.IsTraining;
+        Model.Eval();
+        var predicted = new int[data.Count];
+        var truth = data.GetLabels();
+        double lossSum = 0;
+        const int batch = 64;
+        try
+        {
+            for (int start = 0; start < data.Count; start += batch)
+            {
+                int n = Math.Min(batch, data.Count - start);
+                using var scope = new TensorScope();
+                using var noGrad = Graph.NoGrad();
+                var logits = cache is null ? Model.Forward(ImageBatches.Range(data, Preprocess, start, n)) : Model.ForwardFrom(cache.Layer, cache.Range(start, n));
+                lossSum += Tensor.CrossEntropy(logits, truth.AsSpan(start, n)).Item() * n;
+                logits.ArgMax(1).CopyTo(predicted, start);
+                progress?.Invoke(start + n);
+            }
+        }
+        finally { Model.Train(training); }
+        return new EvalResult(ClassificationReport.From(truth, predicted, data.Labels), data.Count == 0 ? 0 : lossSum / data.Count, data.Count);
+    }
+
+    // ------------------------------------------------------------------ training
+
+    /// <summary>Trains as configured, writing the run folder; returns the before/after scores.</summary>
+    public TrainResult Run()
+    {
+        var cfg = _cfg;
+        var t = cfg.Train;
+        using var run = RunDirectory.Create(Path.GetFullPath(cfg.Runs, cfg.BaseDirectory), cfg.Name);
+        run.WriteText("config.yaml", ConfigWriter.ToYaml(cfg));
+        _log.WriteLine($"run folder: {run.Path}");
+        var caches = new Dictionary<(ImageDataset, string), FeatureCache>();
+        FeatureCache? CacheFor(ImageDataset data, string? layer, string what)
+        {
+            if (layer is null) return null;
+            if (caches.TryGetValue((data, layer), out var c)) return c;
+            var bar = new Progress(_log, $"features of {what} at {layer}", data.Count);
+            c = FeatureCache.Build(Model.Backbone, layer, data.Count, 64, (s, n) => ImageBatches.Range(data, Preprocess, s, n), done => bar.Report(done));
+            return caches[(data, layer)] = c;
+        }
+        string? CacheLayer() => t.FeatureCache && !cfg.Data.Augment.Enabled ? FeatureCache.ChooseLayer(Model.Backbone) : null;
+
+        // ---- the model before fine-tuning
+        var evalSet = TestSet ?? ValidationSet;
+        string evalName = TestSet is null ? "validation" : "test";
+        string? cacheLayer = CacheLayer();
+        var before = Evaluate(evalSet, CacheFor(evalSet, cacheLayer, evalName));
+        _log.WriteLine($"before fine-tuning: {evalName} accuracy {before.Report.Accuracy:P1}, macro-F1 {before.Report.MacroF1:F3}, loss {before.Loss:F3}");
+        run.Log(new JsonObject { ["event"] = "before", ["split"] = evalName, ["accuracy"] = RunDirectory.Num(before.Report.Accuracy), ["macro_f1"] = RunDirectory.Num(before.Report.MacroF1), ["loss"] = RunDirectory.Num(before.Loss) });
+
+        // ---- optimiser over what trains now; rebuilt when layers unfreeze
+        var lrScales = new Dictionary<Tensor, double>(ReferenceEqualityComparer.Instance);
+        foreach (var (name, p) in Model.NamedTrainableParameters()) lrScales[p] = name.StartsWith("head", StringComparison.Ordinal) ? 1 : t.BackboneLrScale;
+        var optimizer = MakeOptimizer(lrScales, null);
+        int stepsPerEpoch = (TrainSet.Count + t.BatchSize * t.GradAccum - 1) / (t.BatchSize * t.GradAccum);
+        long totalSteps = (long)stepsPerEpoch * t.Epochs;
+        LrSchedule schedule = t.Schedule switch
+        {
+            "linear" => new LinearWarmupDecay((long)(t.Warmup * totalSteps), totalSteps),
+            "constant" => new ConstantSchedule((long)(t.Warmup * totalSteps)),
+            "onecycle" => new OneCycle(totalSteps),
+            _ => new WarmupCosine((long)(t.Warmup * totalSteps), totalSteps),
+        };
+
+        var epochSeconds = new List<double>();
+        var labels = TrainSet.GetLabels();
+        double bestScore = double.NegativeInfinity;
+        int bestEpoch = 0;
+        var bestPath = Path.Combine(run.CheckpointDir, "best.safetensors");
+        var lastPath = Path.Combine(run.CheckpointDir, "last.safetensors");
+        var trainClock = Stopwatch.StartNew();
+        for (int epoch = 1; epoch <= t.Epochs; epoch++)
+        {
+            var clock = Stopwatch.StartNew();
+            foreach (var u in cfg.Unfreeze.Where(u => u.Epoch == epoch))
+            {
+                var path = LayerPath(Model, u.From, "unfreeze.from");
+                Freezing.UnfreezeFrom(Model, path);
+                foreach (var (_, p) in Model.NamedTrainableParameters()) lrScales.TryAdd(p, u.LrScale);
+                optimizer = MakeOptimizer(lrScales, optimizer);
+                _log.WriteLine($"epoch {epoch}: unfroze from '{u.From}' (lr × {u.LrScale}); {Model.TrainableParameterCount():N0} parameters train now");
+            }
+            var layer = CacheLayer();
+            if (layer != cacheLayer) { caches.Clear(); cacheLayer = layer; }
+            var trainCache = CacheFor(TrainSet, cacheLayer, "train");
+
+            Model.Train();
+            var order = new Rng(cfg.Seed + (ulong)epoch * 7919).Permutation(TrainSet.Count);
+            var bar = new Progress(_log, $"epoch {epoch}/{t.Epochs}", TrainSet.Count);
+            double lossSum = 0;
+            int seen = 0, micro = 0;
+            optimizer.ZeroGrad();
+            for (int start = 0; start < order.Length; start += t.BatchSize)
+            {
+                int n = Math.Min(t.BatchSize, order.Length - start);
+                var idx = order.AsSpan(start, n);
+                var y = new int[n];
+                for (int i = 0; i < n; i++) y[i] = labels[idx[i]];
+                float loss;
+                using (var scope = new TensorScope())
+                {
+                    var logits = trainCache is null
+                        ? Model.Forward(ImageBatches.Make(TrainSet, Preprocess, idx, augment: true, cfg.Seed, epoch))
+                        : Model.ForwardFrom(trainCache.Layer, trainCache.Gather(idx));
+                    var l = Tensor.CrossEntropy(logits, y, labelSmoothing: t.LabelSmoothing);
+                    loss = l.Item();
+                    (t.GradAccum > 1 ? l * (1f / t.GradAccum) : l).Backward();
+                }
+                if (!float.IsFinite(loss))
+                    throw new InvalidOperationException($"epoch {epoch}: the loss became {loss} (learning rate {t.Lr} may be too high); the last good weights are in {lastPath}.");
+                lossSum += loss * n;
+                seen += n;
+                if (++micro == t.GradAccum || start + n >= order.Length)
+                {
+                    double norm = t.ClipGradNorm > 0 ? GradClip.ClipGradNorm(Model.Parameters().Where(p => p.RequiresGrad), t.ClipGradNorm) : double.NaN;
+                    optimizer.LrFactor = schedule.Factor(optimizer.StepCount);
+                    optimizer.Step();
+                    optimizer.ZeroGrad();
+                    micro = 0;
+                    if (optimizer.StepCount % 10 == 0)
+                        run.Log(new JsonObject { ["step"] = optimizer.StepCount, ["epoch"] = epoch, ["loss"] = RunDirectory.Num(loss), ["lr"] = RunDirectory.Num(t.Lr * optimizer.LrFactor), ["grad_norm"] = RunDirectory.Num(norm) });
+                }
+                bar.Report(seen, $"loss {lossSum / seen:F4}");
+            }
+            var val = Evaluate(ValidationSet, CacheFor(ValidationSet, cacheLayer, "validation"));
+            clock.Stop();
+            epochSeconds.Add(clock.Elapsed.TotalSeconds);
+            _log.WriteLine($"epoch {epoch}: train loss {lossSum / seen:F4}, validation loss {val.Loss:F4}, accuracy {val.Report.Accuracy:P1}, macro-F1 {val.Report.MacroF1:F3} ({clock.Elapsed.TotalSeconds:F1} s{(cacheLayer is null ? "" : $", features cached at {cacheLayer}")})");
+            run.Log(new JsonObject
+            {
+                ["epoch"] = epoch, ["train_loss"] = RunDirectory.Num(lossSum / seen), ["val_loss"] = RunDirectory.Num(val.Loss),
+                ["val_accuracy"] = RunDirectory.Num(val.Report.Accuracy), ["val_macro_f1"] = RunDirectory.Num(val.Report.MacroF1),
+                ["seconds"] = RunDirectory.Num(clock.Elapsed.TotalSeconds), ["trainable"] = Model.TrainableParameterCount(), ["cached_at"] = cacheLayer,
+            });
+            Models.Checkpoints.SafeTensors.Save(lastPath, Model.StateDict(), new Dictionary<string, string> { ["epoch"] = epoch.ToString(System.Globalization.CultureInfo.InvariantCulture) });
+            if (val.Report.MacroF1 > bestScore)
+            {
+                bestScore = val.Report.MacroF1;
+                bestEpoch = epoch;
+                File.Copy(lastPath, bestPath + ".tmp", overwrite: true);
+                File.Move(bestPath + ".tmp", bestPath, overwrite: true);
+            }
+        }
+        trainClock.Stop();
+
+        // ---- the best epoch, scored on the held-out set
+        if (bestEpoch != t.Epochs)
+        {
+            Model.LoadStateDict(Models.Checkpoints.SafeTensors.LoadAll(bestPath), strict: true);
+            _log.WriteLine($"best validation macro-F1 {bestScore:F3} at epoch {bestEpoch}: using those weights");
+        }
+        var after = Evaluate(evalSet, CacheFor(evalSet, cacheLayer, evalName));
+        _log.WriteLine($"after fine-tuning: {evalName} accuracy {after.Report.Accuracy:P1}, macro-F1 {after.Report.MacroF1:F3}, loss {after.Loss:F3}");
+        run.Log(new JsonObject { ["event"] = "after", ["split"] = evalName, ["best_epoch"] = bestEpoch, ["accuracy"] = RunDirectory.Num(after.Report.Accuracy), ["macro_f1"] = RunDirectory.Num(after.Report.MacroF1), ["loss"] = RunDirectory.Num(after.Loss) });
+
+        var bundle = Bundle.Save(run.BundleDir, this, before, after, evalName);
+        run.WriteText("eval.json", EvalJson.Write(after, before, evalName));
+        return new TrainResult(run.Path, bundle, before, after, evalName, epochSeconds, trainClock.Elapsed.TotalSeconds, Model.TrainableParameterCount(), cacheLayer);
+    }
+
+    /// <summary>
+    /// An optimiser over the parameters that train now, grouped by learning-rate multiplier and decay (no decay on
+    /// biases and normalisation weights); state of parameters that were already training carries over.
+    /// </summary>
+    private Optimizer MakeOptimizer(Dictionary<Tensor, double> lrScales, Optimizer? previous)
+    {
+        var t = _cfg.Train;
+        var groups = Model.NamedTrainableParameters()
+            .GroupBy(p => (Scale: lrScales.GetValueOrDefault(p.Tensor, 1.0), Decay: !ParamGroups.IsNoDecay(p.Name, p.Tensor)))
+            .Select(g => new ParamGroup(g, weightDecay: g.Key.Decay ? t.WeightDecay : 0, lrScale: g.Key.Scale, label: $"lr×{g.Key.Scale}{(g.Key.Decay ? "" : " no-decay")}"))
+            .ToArray();
+        if (groups.Length == 0) throw new ConfigException($"{_cfg.Source}: nothing is left to train — the freezing froze every parameter, the head included.");
+        Optimizer opt = t.Optimizer == "sgd" ? new Sgd(groups, t.Lr, momentum: t.Momentum, weightDecay: t.WeightDecay) : new AdamW(groups, t.Lr, weightDecay: t.WeightDecay);
+        if (previous is not null) opt.LoadStateDict(previous.StateDict(), strict: false);
+        return opt;
+    }
+}
