@@ -9,18 +9,17 @@ internal static class Program
     private static int Main(string[] args)
     {
         var root = new RootCommand("whet — fine-tune pre-trained neural networks in .NET");
+        var threads = new Option<int>("--threads") { Description = "Threads for the kernels (default: WHETSTONE_THREADS or all cores)", Recursive = true };
+        root.Options.Add(threads);
 
-        var threads = new Option<int>("--threads") { Description = "Threads for the kernels (default: WHETSTONE_THREADS or all cores)" };
-        var quickstart = new Command("quickstart", "Run the built-in transfer-learning demo: pre-train, then fine-tune frozen / partially frozen / from scratch, and compare");
-        quickstart.Options.Add(threads);
-        quickstart.SetAction(r =>
-        {
-            ApplyThreads(r.GetValue(threads));
-            return Quickstart.Run(Console.Out);
-        });
-        root.Subcommands.Add(quickstart);
+        root.Subcommands.Add(Commands.Quickstart(threads));
+        root.Subcommands.Add(Commands.Train(threads));
+        root.Subcommands.Add(Commands.Evaluate(threads));
+        root.Subcommands.Add(Commands.Predict(threads));
+        root.Subcommands.Add(Commands.Assets());
+        root.Subcommands.Add(Commands.Models());
 
-        var info = new Command("info", "Show the engine's configuration: instruction sets, threads, memory pool");
+        var info = new Command("info", "Show the engine's configuration: instruction sets, threads");
         info.SetAction(_ =>
         {
             Console.WriteLine($"whetstone {typeof(Program).Assembly.GetName().Version}");
@@ -32,10 +31,5 @@ internal static class Program
         root.Subcommands.Add(info);
 
         return root.Parse(args).Invoke();
-    }
-
-    private static void ApplyThreads(int n)
-    {
-        if (n > 0) Par.Threads = n;
     }
 }

@@ -73,33 +73,29 @@ public sealed class ImageClassifier : Module<Tensor, Tensor>
     }
 
     /// <summary>
-    /// Re-initialises every parameter and statistic of <paramref name="root"/> as a fresh network would be
-    /// (conv/linear: Kaiming-uniform weights, uniform biases; batch norm: γ = 1, β = 0, mean 0, var 1): the
-    /// "same network from scratch" baseline. Throws for a module type with parameters it does not know.
+    /// Re-initialises every parameter and statistic of <paramref name="root"/> as a fresh network would be: batch norm
+    /// γ = 1, β = 0, mean 0, var 1; every weight of rank ≥ 2 (conv, dense, whatever the module type) Kaiming-uniform as
+    /// PyTorch's layers do, and a bias beside it uniform in ±1/√fan-in — the "same network from scratch" baseline.
+    /// Throws for any other kind of parameter, rather than leave it pre-trained.
     /// </summary>
     public static void Reinitialize(Module root, Rng rng)
     {
         ArgumentNullException.ThrowIfNull(root);
+        ArgumentNullException.ThrowIfNull(rng);
         foreach (var (name, m) in root.NamedModules())
         {
-            switch (m)
+            if (m is BatchNorm2d bn)
             {
-                case Conv2d conv:
-                    Init.KaimingUniform(conv.Weight, rng);
-                    if (conv.Bias is not null) Init.Uniform(conv.Bias, rng, -FanBound(conv.Weight), FanBound(conv.Weight));
-                    break;
-                case Linear lin:
-                    Init.KaimingUniform(lin.Weight, rng);
-                    if (lin.Bias is not null) Init.Uniform(lin.Bias, rng, -FanBound(lin.Weight), FanBound(lin.Weight));
-                    break;
-                case BatchNorm2d bn:
-                    Init.Ones(bn.Weight); Init.Zeros(bn.Bias); Init.Zeros(bn.RunningMean); Init.Ones(bn.RunningVar); Init.Zeros(bn.NumBatchesTracked);
-                    break;
-                default:
-                    var own = m.NamedParameters().Where(p => !p.Name.Contains('.', StringComparison.Ordinal)).ToArray();
-                    if (own.Length > 0)
-                        throw new NotSupportedException($"Cannot re-initialise module '{name}' ({m.GetType().Name}): it has parameters {string.Join(", ", own.Select(p => p.Name))} of a kind this method does not know.");
-                    break;
+                Init.Ones(bn.Weight); Init.Zeros(bn.Bias); Init.Zeros(bn.RunningMean); Init.Ones(bn.RunningVar); Init.Zeros(bn.NumBatchesTracked);
+                continue;
+            }
+            var own = m.NamedParameters().Where(p => !p.Name.Contains('.', StringComparison.Ordinal)).ToArray();
+            var weight = own.Where(p => p.Tensor.Rank >= 2).Select(p => p.Tensor).FirstOrDefault();
+            foreach (var (pn, p) in own)
+            {
+                if (p.Rank >= 2) Init.KaimingUniform(p, rng);
+                else if (pn == "bias" && weight is not null) Init.Uniform(p, rng, -FanBound(weight), FanBound(weight));
+                else throw new NotSupportedException($"Cannot re-initialise parameter '{(name.Length == 0 ? pn : name + "." + pn)}' of {m.GetType().Name}: not a weight of rank ≥ 2 or its bias.");
             }
         }
     }

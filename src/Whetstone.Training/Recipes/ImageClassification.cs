@@ -111,12 +111,7 @@ public sealed class ImageClassification
     {
         var d = cfg.Data;
         var trainPath = Assets.Resolve(d.Train, cfg.BaseDirectory, fetch: true, _log);
-        ImageDataset Open(string path, bool train) => d.Format switch
-        {
-            "idx" => Idx.Load(IdxFile(path, train, "images-idx3"), IdxFile(path, train, "labels-idx1"), d.Labels ?? IdxLabels(path)),
-            "folder" => ImageDataset.FromFolder(path),
-            _ => ImageDataset.FromCsv(path, new CsvImageOptions { ImageColumn = d.ImageColumn, LabelColumn = d.LabelColumn, Labels = d.Labels }),
-        };
+        ImageDataset Open(string path, bool train) => DataSources.Open(d.Format, path, train, d.Labels, d.ImageColumn, d.LabelColumn);
         var train = Open(trainPath, train: true);
         if (train.Count == 0) throw new DataException($"The training set '{trainPath}' is empty.");
         if (d.PerClass > 0) train = train.PerClass(d.PerClass, cfg.Seed);
@@ -134,18 +129,6 @@ public sealed class ImageClassification
         }
         return (train, validation, test);
     }
-
-    private static string IdxFile(string dir, bool train, string kind)
-    {
-        if (File.Exists(dir)) throw new DataException($"data.train for format idx is the folder holding the IDX files; '{dir}' is a file.");
-        var prefix = train ? "train" : "t10k";
-        foreach (var name in new[] { $"{prefix}-{kind}-ubyte.gz", $"{prefix}-{kind}-ubyte" })
-            if (File.Exists(Path.Combine(dir, name))) return Path.Combine(dir, name);
-        throw new DataException($"'{dir}' has no {prefix}-{kind}-ubyte(.gz) file (the MNIST file names are expected).");
-    }
-
-    private static IReadOnlyList<string> IdxLabels(string dir) =>
-        dir.Contains("fashion", StringComparison.OrdinalIgnoreCase) ? Idx.FashionMnistLabels : Enumerable.Range(0, 10).Select(i => i.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray();
 
     /// <summary>Resolves a layer name given in a config to the model's module path (<c>backbone.X</c>).</summary>
     private static string LayerPath(ImageClassifier model, string name, string key)
@@ -240,7 +223,9 @@ public sealed class ImageClassification
     // ------------------------------------------------------------------ evaluation
 
     /// <summary>Scores <see cref="Model"/> on <paramref name="data"/> (eval mode, no gradients), from <paramref name="cache"/> when given.</summary>
-    public EvalResult Evaluate(ImageDataset data, FeatureCache? cache = null, Action<int>? progress = null)
+    public EvalResult Evaluate(ImageDataset data) => Evaluate(data, null);
+
+    internal EvalResult Evaluate(ImageDataset data, FeatureCache? cache, Action<int>? progress = null)
     {
         ArgumentNullException.ThrowIfNull(data);
         bool training = Model.IsTraining;
@@ -256,7 +241,7 @@ public sealed class ImageClassification
                 int n = Math.Min(batch, data.Count - start);
                 using var scope = new TensorScope();
                 using var noGrad = Graph.NoGrad();
-                var logits = cache is null ? Model.Forward(ImageBatches.Range(data, Preprocess, start, n)) : Model.ForwardFrom(cache.Layer, cache.Range(start, n));
+                var logits = cache is null ? Model.Forward(Inputs(data, start, n)) : Model.ForwardFrom(cache.Layer, cache.Range(start, n));
                 lossSum += Tensor.CrossEntropy(logits, truth.AsSpan(start, n)).Item() * n;
                 logits.ArgMax(1).CopyTo(predicted, start);
                 progress?.Invoke(start + n);
@@ -265,6 +250,10 @@ public sealed class ImageClassification
         finally { Model.Train(training); }
         return new EvalResult(ClassificationReport.From(truth, predicted, data.Labels), data.Count == 0 ? 0 : lossSum / data.Count, data.Count);
     }
+
+    /// <summary>Examples [start, start + n) of <paramref name="data"/> preprocessed, without augmentation, in the current scope.</summary>
+    internal Tensor Inputs(ImageDataset data, int start, int n) =>
+        new DataLoader(data, Preprocess, Math.Max(1, n)).LoadImages(Enumerable.Range(start, n).ToArray(), 0);
 
     // ------------------------------------------------------------------ training
 
@@ -282,7 +271,7 @@ public sealed class ImageClassification
             if (layer is null) return null;
             if (caches.TryGetValue((data, layer), out var c)) return c;
             var bar = new Progress(_log, $"features of {what} at {layer}", data.Count);
-            c = FeatureCache.Build(Model.Backbone, layer, data.Count, 64, (s, n) => ImageBatches.Range(data, Preprocess, s, n), done => bar.Report(done));
+            c = FeatureCache.Build(Model.Backbone, layer, data.Count, 64, (s, n) => Inputs(data, s, n), done => bar.Report(done));
             return caches[(data, layer)] = c;
         }
         string? CacheLayer() => t.FeatureCache && !cfg.Data.Augment.Enabled ? FeatureCache.ChooseLayer(Model.Backbone) : null;
@@ -310,7 +299,7 @@ public sealed class ImageClassification
         };
 
         var epochSeconds = new List<double>();
-        var labels = TrainSet.GetLabels();
+        var loader = new DataLoader(TrainSet, Preprocess, t.BatchSize, shuffle: true, augment: true, seed: cfg.Seed);
         double bestScore = double.NegativeInfinity;
         int bestEpoch = 0;
         var bestPath = Path.Combine(run.CheckpointDir, "best.safetensors");
@@ -332,24 +321,21 @@ public sealed class ImageClassification
             var trainCache = CacheFor(TrainSet, cacheLayer, "train");
 
             Model.Train();
-            var order = new Rng(cfg.Seed + (ulong)epoch * 7919).Permutation(TrainSet.Count);
             var bar = new Progress(_log, $"epoch {epoch}/{t.Epochs}", TrainSet.Count);
             double lossSum = 0;
-            int seen = 0, micro = 0;
+            int seen = 0, micro = 0, batchIndex = 0;
             optimizer.ZeroGrad();
-            for (int start = 0; start < order.Length; start += t.BatchSize)
+            foreach (var batch in loader.Epoch(epoch))
             {
-                int n = Math.Min(t.BatchSize, order.Length - start);
-                var idx = order.AsSpan(start, n);
-                var y = new int[n];
-                for (int i = 0; i < n; i++) y[i] = labels[idx[i]];
+                int n = batch.Count;
+                bool lastBatch = ++batchIndex == loader.BatchesPerEpoch;
                 float loss;
                 using (var scope = new TensorScope())
                 {
                     var logits = trainCache is null
-                        ? Model.Forward(ImageBatches.Make(TrainSet, Preprocess, idx, augment: true, cfg.Seed, epoch))
-                        : Model.ForwardFrom(trainCache.Layer, trainCache.Gather(idx));
-                    var l = Tensor.CrossEntropy(logits, y, labelSmoothing: t.LabelSmoothing);
+                        ? Model.Forward(batch.LoadImages())
+                        : Model.ForwardFrom(trainCache.Layer, trainCache.Gather(batch.Indices));
+                    var l = Tensor.CrossEntropy(logits, batch.Labels, labelSmoothing: t.LabelSmoothing);
                     loss = l.Item();
                     (t.GradAccum > 1 ? l * (1f / t.GradAccum) : l).Backward();
                 }
@@ -357,7 +343,7 @@ public sealed class ImageClassification
                     throw new InvalidOperationException($"epoch {epoch}: the loss became {loss} (learning rate {t.Lr} may be too high); the last good weights are in {lastPath}.");
                 lossSum += loss * n;
                 seen += n;
-                if (++micro == t.GradAccum || start + n >= order.Length)
+                if (++micro == t.GradAccum || lastBatch)
                 {
                     double norm = t.ClipGradNorm > 0 ? GradClip.ClipGradNorm(Model.Parameters().Where(p => p.RequiresGrad), t.ClipGradNorm) : double.NaN;
                     optimizer.LrFactor = schedule.Factor(optimizer.StepCount);

