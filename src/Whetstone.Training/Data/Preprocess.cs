@@ -138,7 +138,7 @@ public sealed record Preprocess
         Loading.ForEach(images.Count, i =>
         {
             var im = images[i];
-            ImageTransform.Apply<float>(im.Pixels, im.Height, im.Width, im.Channels, this, null, t.Span.Slice(i * plane, plane), $"image {i}");
+            ImageTransform.Apply<float>(im.Pixels, im.Height, im.Width, im.Channels, this, null, t.Span.Slice(i * plane, plane), $"{i} of {images.Count}");
         });
         return t;
     }

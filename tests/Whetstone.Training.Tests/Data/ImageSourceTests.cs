@@ -137,27 +137,17 @@ public class CsvImageTests
         Assert.Contains("'path', 'label'", e.Message);
     }
 
-    [Fact]
-    public void MissingImageFileNamesCsvLine()
+    [Theory]
+    [InlineData("image,label\na.png,x\nmissing.png,x\n", "line 3: image file '{dir}/missing.png' does not exist")]
+    [InlineData("image,label\na.png,x\na.png,x\na.png,\n", "line 4: the label (column 'label') is empty")]
+    [InlineData("image,label\na.png,x\n,x\n", "line 3: the image path (column 'image') is empty")]
+    public void BadRowNamesCsvFileAndLine(string content, string expected)
     {
         using var dir = new TempDir();
         TestImages.WritePng(dir.File("a.png"), 2, 2, 1, new byte[4]);
         string csv = dir.File("t.csv");
-        File.WriteAllText(csv, "image,label\na.png,x\nmissing.png,x\n");
+        File.WriteAllText(csv, content);
         var e = Assert.Throws<DataException>(() => ImageDataset.FromCsv(csv));
-        Assert.Contains($"'{csv}', line 3", e.Message);
-        Assert.Contains("missing.png", e.Message);
-        Assert.Contains("does not exist", e.Message);
-    }
-
-    [Fact]
-    public void EmptyLabelNamesCsvLine()
-    {
-        using var dir = new TempDir();
-        TestImages.WritePng(dir.File("a.png"), 2, 2, 1, new byte[4]);
-        string csv = dir.File("t.csv");
-        File.WriteAllText(csv, "image,label\na.png,x\na.png,x\na.png,\n");
-        var e = Assert.Throws<DataException>(() => ImageDataset.FromCsv(csv));
-        Assert.Contains($"'{csv}', line 4: the label (column 'label') is empty", e.Message);
+        Assert.Contains($"CSV file '{csv}', " + expected.Replace("{dir}", dir.Path), e.Message);
     }
 }
