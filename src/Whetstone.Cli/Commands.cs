@@ -153,7 +153,7 @@ internal static class Commands
         return cmd;
     }
 
-    public static Command Models()
+    public static Command Layers()
     {
         var cmd = new Command("layers", "List a pre-trained model's layers in order (names to use for model.features, freeze.below, unfreeze.from)");
         var path = new Argument<string>("model") { Description = "A TF.js layers model, an .onnx file, or asset:NAME" };

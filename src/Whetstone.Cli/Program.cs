@@ -17,7 +17,7 @@ internal static class Program
         root.Subcommands.Add(Commands.Evaluate(threads));
         root.Subcommands.Add(Commands.Predict(threads));
         root.Subcommands.Add(Commands.Assets());
-        root.Subcommands.Add(Commands.Models());
+        root.Subcommands.Add(Commands.Layers());
 
         var info = new Command("info", "Show the engine's configuration: instruction sets, threads");
         info.SetAction(_ =>

@@ -75,11 +75,12 @@ public static class ModelSource
     {
         ArgumentNullException.ThrowIfNull(graph);
         var name = graph.OutputName;
-        while (graph.Contains(name) && HeadKinds.Contains(graph.Node(name).Kind))
+        while (graph.Contains(name) && HeadKinds.Contains(graph.Node(name).Kind.Split('+')[0]))
         {
-            var inputs = graph.Node(name).Inputs;
-            if (inputs.Count != 1) break;
-            name = inputs[0];
+            var node = graph.Node(name);
+            // a multi-input layer is followed only by its data input when the others are shapes (ONNX Reshape)
+            if (node.Inputs.Count != 1 && !node.Kind.StartsWith("Reshape", StringComparison.Ordinal)) break;
+            name = node.Inputs[0];
         }
         if (!graph.Contains(name)) throw new InvalidOperationException("The model has no layer below its classifier to take features from.");
         return name;

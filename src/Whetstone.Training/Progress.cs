@@ -13,7 +13,7 @@ public sealed class Progress
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private readonly string _label;
     private readonly long _total;
-    private double _lastDraw = double.NegativeInfinity;
+    private double _lastDraw;
     private bool _done;
 
     public Progress(TextWriter output, string label, long total, bool? interactive = null)

@@ -1,0 +1,149 @@
+using System.Text.Json.Nodes;
+using Whetstone.Tensors;
+using Whetstone.Training.Config;
+using Whetstone.Training.Data;
+using Whetstone.Training.Recipes;
+using Whetstone.Training.Runs;
+using Whetstone.Training.Tests.Config;
+using Whetstone.Training.Tests.Data;
+
+namespace Whetstone.Training.Tests.Recipes;
+
+/// <summary>
+/// The whole image workflow on a real pre-trained network (PaddleOCR's MobileNetV3 orientation classifier, ONNX,
+/// 0.6 MB, fetched by scripts/fetch-assets ppocr_cls) and a generated two-class image folder: horizontal vs vertical
+/// stripes, which the pre-trained features separate easily.
+/// </summary>
+public sealed class ImageClassificationTests : IDisposable
+{
+    private readonly TempDir _dir = new();
+
+    public void Dispose() => _dir.Dispose();
+
+    private static void NeedAsset()
+    {
+        if (!Assets.IsCached("ppocr_cls"))
+            Assert.Fail($"Asset ppocr_cls is not cached in {Assets.CacheDir}: run scripts/fetch-assets ppocr_cls (scripts/test does).");
+    }
+
+    /// <summary>class "h": horizontal stripes, class "v": vertical stripes; period and phase vary by image.</summary>
+    private string MakeStripes(string name, int perClass, int seed)
+    {
+        var rng = new Rng((ulong)seed);
+        foreach (var label in new[] { "h", "v" })
+            for (int i = 0; i < perClass; i++)
+            {
+                int h = 40, w = 56, period = 4 + (int)(rng.NextDouble() * 6), phase = (int)(rng.NextDouble() * 10);
+                var px = new byte[h * w * 3];
+                for (int y = 0; y < h; y++)
+                    for (int x = 0; x < w; x++)
+                    {
+                        int t = label == "h" ? y : x;
+                        byte v = (byte)(((t + phase) / period % 2 == 0 ? 200 : 40) + (int)(rng.NextDouble() * 30));
+                        px[(y * w + x) * 3] = px[(y * w + x) * 3 + 1] = px[(y * w + x) * 3 + 2] = v;
+                    }
+                TestImages.WritePng(_dir.File(name, label, $"{i:D2}.png"), h, w, 3, px);
+            }
+        return Path.Combine(_dir.Path, name);
+    }
+
+    private TrainConfig Config(string trainDir, string testDir) => new()
+    {
+        Name = "stripes",
+        Runs = Path.Combine(_dir.Path, "runs"),
+        BaseDirectory = _dir.Path,
+        Source = "test",
+        Seed = 3,
+        Model = new ModelConfig { Path = "asset:ppocr_cls" },
+        Data = new DataConfig { Format = "folder", Train = trainDir, Test = testDir, Validation = 0.25, ImageSize = 48 },
+        Freeze = new FreezeConfig { Backbone = true },
+        Train = new TrainSection { Epochs = 6, BatchSize = 8, Lr = 1e-2, Threads = 2 },
+    };
+
+    [Fact]
+    public void FrozenBackboneWithNewHeadLearnsTheTaskAndWritesAReloadableRun()
+    {
+        NeedAsset();
+        var cfg = Config(MakeStripes("train", 16, 1), MakeStripes("test", 10, 2));
+        var log = new StringWriter();
+        var recipe = ImageClassification.Prepare(cfg, log);
+        Assert.Equal(["h", "v"], recipe.Labels);
+        Assert.Equal(2, recipe.Model.HeadSpec.Classes);
+        Assert.All(recipe.Model.Backbone.Parameters(), p => Assert.False(p.RequiresGrad));
+        Assert.All(recipe.Model.Head.Parameters(), p => Assert.True(p.RequiresGrad));
+
+        var result = recipe.Run();
+        Assert.True(result.After.Report.Accuracy >= 0.9, $"accuracy {result.After.Report.Accuracy} after training\n{log}");
+        Assert.True(result.After.Loss < result.Before.Loss, $"loss {result.Before.Loss} → {result.After.Loss}");
+        Assert.NotNull(result.CachedAt);                       // the frozen backbone's features were computed once
+        Assert.Equal(6, result.EpochSeconds.Count);
+
+        // run folder: config, metrics (per epoch + before/after), checkpoints, bundle, eval.json
+        var run = result.RunDir;
+        foreach (var f in new[] { "config.yaml", "metrics.jsonl", "eval.json", "checkpoints/last.safetensors", "checkpoints/best.safetensors", "model/model.safetensors", "model/whetstone.json", "model/golden.safetensors" })
+            Assert.True(File.Exists(Path.Combine(run, f)), f + " missing");
+        var lines = File.ReadAllLines(Path.Combine(run, "metrics.jsonl")).Select(l => JsonNode.Parse(l)!.AsObject()).ToArray();
+        Assert.Equal(6, lines.Count(l => l.ContainsKey("val_accuracy")));
+        Assert.Contains(lines, l => l["event"]?.GetValue<string>() == "before");
+        var eval = JsonNode.Parse(File.ReadAllText(Path.Combine(run, "eval.json")))!.AsObject();
+        Assert.Equal(result.After.Report.Accuracy, eval["accuracy"]!.GetValue<double>(), 5);
+        Assert.Equal(2, eval["confusion_matrix"]!.AsArray().Count);
+        Assert.NotNull(eval["before"]);
+
+        // the bundle reloads, replays its golden set, and scores the same
+        var bundle = Bundle.Load(run);
+        Assert.Equal(["h", "v"], bundle.Labels);
+        Assert.True(bundle.GoldenMaxDiff <= 1e-4);
+        Assert.Equal(48, bundle.Preprocess.ImageSize);
+
+        // a second run with the same name does not touch the first
+        var again = ImageClassification.Prepare(cfg with { Train = cfg.Train with { Epochs = 1 } }, TextWriter.Null).Run();
+        Assert.Equal(run + "-2", again.RunDir);
+        Assert.True(File.Exists(Path.Combine(run, "model", "whetstone.json")));
+    }
+
+    [Fact]
+    public void FreezeBelowALayerFreezesEverythingBeforeItAndTheDryRunSaysSo()
+    {
+        NeedAsset();
+        var train = MakeStripes("train", 4, 1);
+        var probe = ImageClassification.Prepare(Config(train, train) with { Freeze = new FreezeConfig() }, TextWriter.Null);
+        var weighted = probe.Model.Backbone.Nodes.Where(n => probe.Model.Backbone.Layer(n.Name).Parameters().Any()).Select(n => n.Name).ToArray();
+        var cut = weighted[^3];
+        var recipe = ImageClassification.Prepare(Config(train, train) with { Freeze = new FreezeConfig { Below = cut } }, TextWriter.Null);
+        var names = recipe.Model.Backbone.LayerNames.ToList();
+        foreach (var node in recipe.Model.Backbone.Nodes)
+        {
+            var ps = recipe.Model.Backbone.Layer(node.Name).Parameters().ToArray();
+            if (ps.Length == 0) continue;
+            bool below = names.IndexOf(node.Name) < names.IndexOf(cut);
+            Assert.All(ps, p => Assert.Equal(!below, p.RequiresGrad));
+            if (recipe.Model.Backbone.Layer(node.Name) is Nn.Layers.BatchNorm2d bn) Assert.Equal(below, bn.StatisticsFrozen);
+        }
+        var table = recipe.DescribeLayers();
+        Assert.Contains("frozen stats", table);
+        Assert.Contains("features cached here", table);
+        Assert.Contains("memory estimate", table);
+        Assert.Matches(@"parameters: [\d,]+ total, [\d,]+ trainable", table);
+    }
+
+    [Fact]
+    public void BadConfigsAndDataAreClearErrors()
+    {
+        NeedAsset();
+        var train = MakeStripes("train", 3, 1);
+        var cfg = Config(train, train);
+        Assert.Contains("No layer 'nope'", Assert.Throws<KeyNotFoundException>(() => ImageClassification.Prepare(cfg with { Model = cfg.Model with { Features = "nope" } }, TextWriter.Null)).Message);
+        Assert.Contains("freeze.below", Assert.Throws<ConfigException>(() => ImageClassification.Prepare(cfg with { Freeze = new FreezeConfig { Below = "nope" } }, TextWriter.Null)).Message);
+        Assert.Contains("unfreeze", Assert.Throws<ConfigException>(() => ImageClassification.Prepare(cfg with { Unfreeze = [new UnfreezeStep { Epoch = 99, From = "x" }] }, TextWriter.Null)).Message);
+        Assert.Contains("matches no parameter", Assert.Throws<ConfigException>(() => ImageClassification.Prepare(cfg with { Freeze = new FreezeConfig { Patterns = ["zzz*"] } }, TextWriter.Null)).Message);
+
+        // a test set with a label the model does not know
+        Directory.CreateDirectory(Path.Combine(_dir.Path, "odd", "h"));
+        Directory.CreateDirectory(Path.Combine(_dir.Path, "odd", "x"));
+        File.Copy(Directory.GetFiles(Path.Combine(train, "h"))[0], Path.Combine(_dir.Path, "odd", "h", "a.png"));
+        File.Copy(Directory.GetFiles(Path.Combine(train, "h"))[0], Path.Combine(_dir.Path, "odd", "x", "a.png"));
+        var e = Assert.ThrowsAny<Exception>(() => ImageClassification.Prepare(cfg with { Data = cfg.Data with { Test = Path.Combine(_dir.Path, "odd") } }, TextWriter.Null));
+        Assert.Contains("'x'", e.Message);
+    }
+}
