@@ -69,10 +69,13 @@ internal sealed record OnnxConstValue(Tensor Tensor, long[]? Longs) : OnnxValue
     public float[] AsFloats() => Tensor.ToArray();
 }
 
-/// <summary>One layer an ONNX node becomes; <see cref="Slots"/> are the ONNX input positions the graph feeds it (first step only).</summary>
+/// <summary>One layer an ONNX node becomes: name suffix ("" for the node's own name), kind ("" for the op type) and module.</summary>
 internal sealed record OnnxStep(string Suffix, string Kind, Module Module);
 
-/// <summary>How an ONNX node maps to the engine: the layers (usually one; a Pad before an asymmetric Conv), or a constant, or an alias.</summary>
+/// <summary>
+/// How an ONNX node maps to the engine: layers in a chain (usually one; a Pad before an asymmetric Conv) whose first reads the
+/// ONNX input positions <c>RuntimeSlots</c>; or a constant; or an alias of input <c>AliasOf</c>.
+/// </summary>
 internal sealed record OnnxBuilt(IReadOnlyList<OnnxStep> Steps, int[] RuntimeSlots, OnnxConstValue? Constant = null, int AliasOf = -1);
 
 /// <summary>The ONNX node being mapped and its operands.</summary>
@@ -138,9 +141,6 @@ internal static class OnnxOps
                 break;
             case "Constant":
                 if (n.Attribute("sparse_value") is not null || n.Attribute("value_string") is not null || n.Attribute("value_strings") is not null) return "sparse or string values";
-                break;
-            case "Slice":
-                if (opset >= 10 && n.Inputs.Count > 4 && n.Inputs[4].Length > 0) return null;   // steps are checked (must be 1) when built
                 break;
             case "Reshape":
                 if (Int("allowzero", 0) != 0) return "allowzero = 1";

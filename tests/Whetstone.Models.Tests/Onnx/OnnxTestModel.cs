@@ -100,34 +100,18 @@ internal sealed class OnnxTestModel(long opset = 13)
     private static byte[] Attribute(string name, object value) => Msg(a =>
     {
         a.WriteTag(1, WireFormat.WireType.LengthDelimited); a.WriteString(name);
-        switch (value)
+        int type = value switch
         {
-            case int or long:
-                a.WriteTag(3, WireFormat.WireType.Varint); a.WriteInt64(Convert.ToInt64(value));
-                a.WriteTag(20, WireFormat.WireType.Varint); a.WriteEnum(2);
-                break;
-            case float f:
-                a.WriteTag(2, WireFormat.WireType.Fixed32); a.WriteFloat(f);
-                a.WriteTag(20, WireFormat.WireType.Varint); a.WriteEnum(1);
-                break;
-            case long[] ints:
-                foreach (var v in ints) { a.WriteTag(8, WireFormat.WireType.Varint); a.WriteInt64(v); }
-                a.WriteTag(20, WireFormat.WireType.Varint); a.WriteEnum(7);
-                break;
-            case float[] floats:
-                foreach (var v in floats) { a.WriteTag(7, WireFormat.WireType.Fixed32); a.WriteFloat(v); }
-                a.WriteTag(20, WireFormat.WireType.Varint); a.WriteEnum(6);
-                break;
-            case string s:
-                a.WriteTag(4, WireFormat.WireType.LengthDelimited); a.WriteString(s);
-                a.WriteTag(20, WireFormat.WireType.Varint); a.WriteEnum(3);
-                break;
-            case byte[] tensor:
-                Sub(a, 5, tensor);
-                a.WriteTag(20, WireFormat.WireType.Varint); a.WriteEnum(4);
-                break;
-            default: throw new ArgumentException($"attribute type {value.GetType()}");
-        }
+            int or long => 2, float => 1, long[] => 7, float[] => 6, string => 3, byte[] => 4,
+            _ => throw new ArgumentException($"attribute type {value.GetType()}"),
+        };
+        if (value is int or long) { a.WriteTag(3, WireFormat.WireType.Varint); a.WriteInt64(Convert.ToInt64(value)); }
+        if (value is float f) { a.WriteTag(2, WireFormat.WireType.Fixed32); a.WriteFloat(f); }
+        if (value is long[] ints) foreach (var v in ints) { a.WriteTag(8, WireFormat.WireType.Varint); a.WriteInt64(v); }
+        if (value is float[] floats) foreach (var v in floats) { a.WriteTag(7, WireFormat.WireType.Fixed32); a.WriteFloat(v); }
+        if (value is string s) { a.WriteTag(4, WireFormat.WireType.LengthDelimited); a.WriteString(s); }
+        if (value is byte[] tensor) Sub(a, 5, tensor);
+        a.WriteTag(20, WireFormat.WireType.Varint); a.WriteEnum(type);                       // AttributeProto.type
     });
 
     /// <summary>ValueInfoProto for a float tensor; dims are ints or symbol names; null dims: shape not given.</summary>

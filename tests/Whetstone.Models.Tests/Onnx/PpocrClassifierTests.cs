@@ -34,6 +34,9 @@ public class PpocrClassifierTests(ITestOutputHelper output)
         Assert.Equal([3, 0, 0], g.InputShape!);
         Assert.Equal(53, g.Nodes.Count(n => n.Kind == "Conv"));
         Assert.Equal(35, g.Nodes.Count(n => n.Kind == "BatchNormalization"));
+        Assert.Equal(18, g.Nodes.Count(n => n.Kind == "HardSwish"));          // x·clip(x+3, 0, 6)/6 fused into one layer
+        Assert.DoesNotContain(g.Nodes, n => n.Kind is "Clip" or "Div");
+        Assert.Equal("p2o_Div_0", import.TensorToLayer["hardswish_0.tmp_0"]);
         Assert.IsType<Conv2d>(g.Layer("p2o_Conv_0"));
         Assert.IsType<BatchNorm2d>(g.Layer("p2o_BatchNormalization_0"));
         var names = g.NamedParameters().Select(p => p.Name).ToHashSet();

@@ -187,15 +187,17 @@ public static class OnnxModel
 
             // 4. Nodes in topological order.
             var nodes = TopologicalOrder(g);
-            var consumers = new Dictionary<string, int>(StringComparer.Ordinal);
-            foreach (var n in nodes) foreach (var i in n.Inputs) if (i.Length > 0) consumers[i] = consumers.GetValueOrDefault(i) + 1;
+            var consumers = new Dictionary<string, List<OnnxNodeProto>>(StringComparer.Ordinal);
+            foreach (var n in nodes)
+                foreach (var i in n.Inputs.Where(i => i.Length > 0).Distinct())
+                    (consumers.TryGetValue(i, out var list) ? list : consumers[i] = []).Add(n);
             var outputName = g.Outputs[0].Name;
             var fused = new HashSet<OnnxNodeProto>(ReferenceEqualityComparer.Instance);
             for (int k = 0; k < nodes.Count; k++)
             {
                 var n = nodes[k];
                 if (fused.Contains(n)) continue;
-                try { AddNode(graph, n, nodes, k, consumers, outputName, fused); }
+                try { AddNode(graph, n, consumers, outputName, fused); }
                 catch (Exception e) when (e is FormatException or ArgumentException or InvalidOperationException)
                 {
                     throw Fail($"node '{n.Name}' ({n.OpType}, opset {_opset}): {e.Message}", inner: e);
@@ -218,21 +220,36 @@ public static class OnnxModel
             return new OnnxImport(graph, source, model.IrVersion, _opset, (model.ProducerName + " " + model.ProducerVersion).Trim(), _tensorToLayer, declared);
         }
 
-        private void AddNode(LayerGraph graph, OnnxNodeProto n, List<OnnxNodeProto> nodes, int k, Dictionary<string, int> consumers, string outputName, HashSet<OnnxNodeProto> fused)
+        private void AddNode(LayerGraph graph, OnnxNodeProto n, Dictionary<string, List<OnnxNodeProto>> consumers, string outputName, HashSet<OnnxNodeProto> fused)
         {
+            // The only reader of tensor t (null when several nodes, or the graph output, read it).
+            OnnxNodeProto? OnlyUser(string t) =>
+                t != outputName && consumers.TryGetValue(t, out var users) && users.Count == 1 ? users[0] : null;
+            bool IsScalar(string t, float v) => _values.GetValueOrDefault(t) is OnnxConstValue { Tensor: { Size: 1 } c } && c.ToArray()[0] == v;
+
             var operands = n.Inputs.Select(i => i.Length == 0 ? null : _values.TryGetValue(i, out var v) ? v : throw new FormatException($"it reads '{i}', which no earlier node, initializer or input provides")).ToList();
             var ctx = new OnnxNodeContext(n, _opset, operands);
             var outputs = n.Outputs.Where(o => o.Length > 0).ToArray();
             OnnxBuilt built;
-            OnnxNodeProto? absorbed = null;
-            if (n.OpType == "MatMul" && outputs.Length == 1 && consumers.GetValueOrDefault(outputs[0]) == 1 && outputs[0] != outputName
-                && nodes.Skip(k + 1).FirstOrDefault(m => m.Inputs.Contains(outputs[0])) is { OpType: "Add" } add
+            OnnxNodeProto[]? absorbed = null;
+            if (n.OpType == "MatMul" && outputs.Length == 1 && OnlyUser(outputs[0]) is { OpType: "Add" } add
                 && add.Inputs.Count == 2 && add.Inputs.FirstOrDefault(i => i != outputs[0]) is { } other
                 && _values.GetValueOrDefault(other) is OnnxConstValue bias && OnnxOps.CanFuseBias(ctx, bias.Tensor))
             {
                 // MatMul + Add(constant row) is a Linear layer with a (trainable) bias.
                 built = OnnxOps.MatMul(ctx, bias.Tensor);
-                absorbed = add;
+                absorbed = [add];
+            }
+            else if (n.OpType == "Add" && outputs.Length == 1 && n.Inputs.Count == 2 && IsScalar(n.Inputs[1], 3) && operands[0] is OnnxRuntimeValue
+                && OnlyUser(outputs[0]) is { OpType: "Clip" } clip && IsRelu6(clip)
+                && OnlyUser(clip.Outputs[0]) is { OpType: "Mul" } mul && mul.Inputs.Order().SequenceEqual(new[] { n.Inputs[0], clip.Outputs[0] }.Order())
+                && OnlyUser(mul.Outputs[0]) is { OpType: "Div" } div && div.Inputs[0] == mul.Outputs[0] && IsScalar(div.Inputs[1], 6))
+            {
+                // x · clip(x + 3, 0, 6) / 6 (how exporters spell hard-swish before opset 14): one fused HardSwish layer.
+                built = new OnnxBuilt([new OnnxStep("", "HardSwish", new OnnxFunction("HardSwish (fused Add+Clip+Mul+Div)", [null], x => x[0].HardSwish()))], [0]);
+                absorbed = [clip, mul, div];
+                n = div;
+                outputs = [div.Outputs[0]];
             }
             else built = OnnxOps.Build(ctx);
 
@@ -259,10 +276,17 @@ public static class OnnxModel
             _tensorToLayer[outputs[0]] = last;
             if (absorbed is not null)
             {
-                fused.Add(absorbed);
-                _values[absorbed.Outputs[0]] = new OnnxRuntimeValue(last);
-                _tensorToLayer[absorbed.Outputs[0]] = last;
+                fused.UnionWith(absorbed);
+                _values[absorbed[^1].Outputs[0]] = new OnnxRuntimeValue(last);
+                _tensorToLayer[absorbed[^1].Outputs[0]] = last;
             }
+        }
+
+        private bool IsRelu6(OnnxNodeProto clip)
+        {
+            if (_opset < 11) return clip.Attribute("min")?.F == 0 && clip.Attribute("max")?.F == 6;
+            return clip.Inputs.Count == 3 && _values.GetValueOrDefault(clip.Inputs[1]) is OnnxConstValue lo && _values.GetValueOrDefault(clip.Inputs[2]) is OnnxConstValue hi
+                && lo.Tensor.Size == 1 && hi.Tensor.Size == 1 && lo.AsFloats()[0] == 0 && hi.AsFloats()[0] == 6;
         }
 
         private void Alias(string output, OnnxValue value)
