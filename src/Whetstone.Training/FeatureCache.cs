@@ -41,13 +41,15 @@ internal sealed class FeatureCache
     {
         ArgumentNullException.ThrowIfNull(backbone);
         string? best = null;
+        bool computes = false;                          // caching only pays once a weighted layer is below the cut
         foreach (var node in backbone.Nodes)
         {
             var layer = backbone.Layer(node.Name);
+            computes |= layer.Parameters().Any();
             bool frozen = layer.Parameters().All(p => !p.RequiresGrad);
             bool deterministic = !layer.NamedModules().Any(m => m.Module is Dropout { P: > 0 } || m.Module is BatchNorm2d { StatisticsFrozen: false });
             if (!frozen || !deterministic) break;       // graph order: everything after this may depend on it
-            if (backbone.IsCutPoint(node.Name)) best = node.Name;
+            if (computes && backbone.IsCutPoint(node.Name)) best = node.Name;
         }
         return best;
     }

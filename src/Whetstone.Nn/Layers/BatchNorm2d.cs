@@ -13,7 +13,8 @@ public sealed class BatchNorm2d : Module<Tensor, Tensor>
 {
     public int Channels { get; }
     public float Eps { get; }
-    public float Momentum { get; }
+    /// <summary>Weight of the batch statistic in the running-average update (PyTorch convention: 0.1 = fast).</summary>
+    public float Momentum { get; set; }
     public Tensor Weight { get; }
     public Tensor Bias { get; }
     public Tensor RunningMean { get; }

@@ -70,7 +70,7 @@ public sealed record AugmentConfig
     public bool Flip { get; init; }
     /// <summary>Random crop after padding each side by this many pixels (0 = off).</summary>
     public int CropPadding { get; init; }
-    public bool Enabled => Flip || CropPadding > 0;
+    [YamlIgnore] public bool Enabled => Flip || CropPadding > 0;
 }
 
 public sealed record FreezeConfig
@@ -110,6 +110,14 @@ public sealed record TrainSection
     public double ClipGradNorm { get; init; } = 1.0;
     public int GradAccum { get; init; } = 1;
     public float LabelSmoothing { get; init; }
+    /// <summary>
+    /// Batch-norm statistics of the layers that train: <c>auto</c> (frozen when starting from pre-trained weights — the
+    /// running averages of a small dataset would replace the pre-trained ones, and train/eval behaviour would diverge —
+    /// and updated when training from scratch), <c>frozen</c> or <c>update</c>. Frozen layers' statistics are always frozen.
+    /// </summary>
+    public string BnStatistics { get; init; } = "auto";
+    /// <summary>Running-average momentum (PyTorch convention) for statistics that update.</summary>
+    public float BnMomentum { get; init; } = 0.1f;
     /// <summary>Cache the frozen bottom's features when nothing below the trainable layers changes between epochs.</summary>
     public bool FeatureCache { get; init; } = true;
     /// <summary>Threads for the kernels (0 = all cores).</summary>

@@ -74,6 +74,21 @@ public sealed class ImageClassification
         Model = new ImageClassifier(graph, featureDim, new HeadSpec(TrainSet.Labels.Count, cfg.Model.HeadHidden, cfg.Model.HeadDropout), _rng);
         if (cfg.Model.Scratch) ImageClassifier.Reinitialize(Model.Backbone, _rng);
         ApplyFreezing(Model, cfg);
+        ApplyBatchNormMode();
+    }
+
+    /// <summary>Sets the statistics mode of every batch norm whose parameters train (frozen ones stay frozen).</summary>
+    private void ApplyBatchNormMode()
+    {
+        var t = _cfg.Train;
+        bool update = t.BnStatistics == "update" || (t.BnStatistics == "auto" && _cfg.Model.Scratch);
+        Freezing.SyncBatchNormStatistics(Model);
+        foreach (var (_, m) in Model.NamedModules())
+            if (m is BatchNorm2d bn && !bn.StatisticsFrozen)
+            {
+                bn.StatisticsFrozen = !update;
+                bn.Momentum = t.BnMomentum;
+            }
     }
 
     /// <summary>Loads everything the config names (fetching assets it needs) and applies its freezing.</summary>
@@ -97,6 +112,8 @@ public sealed class ImageClassification
         Need(t.Warmup is >= 0 and < 1, $"train.warmup is a fraction of all steps in [0, 1) (got {t.Warmup}).");
         Need(t.Optimizer is "adamw" or "sgd", $"train.optimizer must be adamw or sgd (got '{t.Optimizer}').");
         Need(t.Schedule is "cosine" or "linear" or "constant" or "onecycle", $"train.schedule must be cosine, linear, constant or onecycle (got '{t.Schedule}').");
+        Need(t.BnStatistics is "auto" or "frozen" or "update", $"train.bn_statistics must be auto, frozen or update (got '{t.BnStatistics}').");
+        Need(t.BnMomentum is > 0 and <= 1, $"train.bn_momentum must be in (0, 1] (got {t.BnMomentum}).");
         Need(c.Data.Format is "idx" or "folder" or "csv", $"data.format must be idx, folder or csv (got '{c.Data.Format}').");
         Need(c.Data.Validation is >= 0 and < 1, $"data.validation is a fraction in [0, 1) (got {c.Data.Validation}).");
         foreach (var u in c.Unfreeze)
@@ -312,6 +329,7 @@ public sealed class ImageClassification
             {
                 var path = LayerPath(Model, u.From, "unfreeze.from");
                 Freezing.UnfreezeFrom(Model, path);
+                ApplyBatchNormMode();
                 foreach (var (_, p) in Model.NamedTrainableParameters()) lrScales.TryAdd(p, u.LrScale);
                 optimizer = MakeOptimizer(lrScales, optimizer);
                 _log.WriteLine($"epoch {epoch}: unfroze from '{u.From}' (lr × {u.LrScale}); {Model.TrainableParameterCount():N0} parameters train now");

@@ -118,8 +118,14 @@ public sealed class ImageClassificationTests : IDisposable
             if (ps.Length == 0) continue;
             bool below = names.IndexOf(node.Name) < names.IndexOf(cut);
             Assert.All(ps, p => Assert.Equal(!below, p.RequiresGrad));
-            if (recipe.Model.Backbone.Layer(node.Name) is Nn.Layers.BatchNorm2d bn) Assert.Equal(below, bn.StatisticsFrozen);
+            // pre-trained weights: every batch norm keeps its statistics (bn_statistics: auto), its γ/β train above the cut
+            if (recipe.Model.Backbone.Layer(node.Name) is Nn.Layers.BatchNorm2d bn) Assert.True(bn.StatisticsFrozen);
         }
+        var update = ImageClassification.Prepare(Config(train, train) with { Freeze = new FreezeConfig { Below = cut }, Train = Config(train, train).Train with { BnStatistics = "update" } }, TextWriter.Null);
+        foreach (var node in update.Model.Backbone.Nodes)
+            if (update.Model.Backbone.Layer(node.Name) is Nn.Layers.BatchNorm2d bn)
+                Assert.Equal(names.IndexOf(node.Name) < names.IndexOf(cut), bn.StatisticsFrozen);
+        Assert.Contains("batch stats", update.DescribeLayers());
         var table = recipe.DescribeLayers();
         Assert.Contains("frozen stats", table);
         Assert.Contains("features cached here", table);
