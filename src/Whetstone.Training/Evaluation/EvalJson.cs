@@ -65,12 +65,13 @@ public static class EvalJson
         sb.AppendLine();
         sb.AppendLine("confusion matrix (rows: true, columns: predicted)");
         int k = r.Labels.Count;
-        sb.Append("".PadRight(w));
+        int wl = w + 1 + (k - 1).ToString(System.Globalization.CultureInfo.InvariantCulture).Length;
+        sb.Append("".PadRight(wl));
         for (int j = 0; j < k; j++) sb.Append($" {j,5}");
         sb.AppendLine();
         for (int i = 0; i < k; i++)
         {
-            sb.Append($"{i} {r.Labels[i]}".PadRight(w));
+            sb.Append($"{i} {r.Labels[i]}".PadRight(wl));
             for (int j = 0; j < k; j++) sb.Append($" {r.ConfusionMatrix[i, j],5}");
             sb.AppendLine();
         }
