@@ -60,6 +60,14 @@ public sealed record DataConfig
     public string? ValidationPath { get; init; }
     /// <summary>Square input size the images are resized to; 0 = the model's own input size.</summary>
     public int ImageSize { get; init; }
+    /// <summary>
+    /// Pixel normalisation the backbone expects: <c>auto</c> (the model's own: TF.js nsfwjs models take pixels/255, the
+    /// PaddleOCR ONNX models (x/255 − 0.5)/0.5), <c>zero_to_one</c>, <c>minus_one_to_one</c>, <c>imagenet</c>, or
+    /// <c>mean,std</c> lists in <see cref="Mean"/>/<see cref="Std"/> (on pixels scaled to [0, 1]).
+    /// </summary>
+    public string Normalization { get; init; } = "auto";
+    public List<float>? Mean { get; init; }
+    public List<float>? Std { get; init; }
     public string ImageColumn { get; init; } = "image";
     public string LabelColumn { get; init; } = "label";
     public AugmentConfig Augment { get; init; } = new();

@@ -19,7 +19,13 @@ namespace Whetstone.Training.Recipes;
 
 /// <summary>What a training run produced.</summary>
 public sealed record TrainResult(string RunDir, string BundleDir, EvalResult Before, EvalResult After, string EvaluatedOn,
-    IReadOnlyList<double> EpochSeconds, double TrainSeconds, long TrainableParameters, string? CachedAt);
+    IReadOnlyList<double> EpochSeconds, double TrainSeconds, long TrainableParameters, string? CachedAt, bool Stopped = false);
+
+/// <summary>
+/// Called after each epoch's validation (1-based epoch). Returning false stops training there (a tuner pruning a
+/// trial); the best epoch so far is still evaluated and saved.
+/// </summary>
+public delegate bool EpochCallback(int epoch, EvalResult validation);
 
 /// <summary>
 /// Image classification by transfer learning, from a <see cref="TrainConfig"/>: import the pre-trained backbone, cut it
@@ -120,9 +126,26 @@ public sealed class ImageClassification
             Need(u.Epoch >= 1 && u.Epoch <= t.Epochs && u.From.Length > 0, $"unfreeze: each step needs epoch in 1..{t.Epochs} and a layer in 'from' (got epoch {u.Epoch}, from '{u.From}').");
     }
 
-    private static Normalization NormalizationFor(TrainConfig cfg, string modelPath) =>
-        // nsfwjs feeds its TF.js models pixels / 255; PaddleOCR's classifier expects (x/255 − 0.5) / 0.5.
-        ModelSource.FormatOf(modelPath) == "onnx" ? Normalization.MinusOneToOne : Normalization.ZeroToOne;
+    private static Normalization NormalizationFor(TrainConfig cfg, string modelPath)
+    {
+        var d = cfg.Data;
+        if (d.Mean is not null || d.Std is not null)
+        {
+            if (d.Mean is null || d.Std is null) throw new ConfigException($"{cfg.Source}: data.mean and data.std go together.");
+            var n = new Normalization(d.Mean.ToArray(), d.Std.ToArray());
+            try { n.Validate(); } catch (ArgumentException e) { throw new ConfigException($"{cfg.Source}: data.mean/std: {e.Message}", e); }
+            return n;
+        }
+        return d.Normalization switch
+        {
+            // nsfwjs feeds its TF.js models pixels / 255 (dist/esm/core.js); PaddleOCR's classifier expects (x/255 − 0.5) / 0.5.
+            "auto" => ModelSource.FormatOf(modelPath) == "onnx" ? Normalization.MinusOneToOne : Normalization.ZeroToOne,
+            "zero_to_one" => Normalization.ZeroToOne,
+            "minus_one_to_one" => Normalization.MinusOneToOne,
+            "imagenet" => Normalization.ImageNet,
+            _ => throw new ConfigException($"{cfg.Source}: data.normalization must be auto, zero_to_one, minus_one_to_one or imagenet (or give data.mean and data.std); got '{d.Normalization}'."),
+        };
+    }
 
     private (ImageDataset Train, ImageDataset Validation, ImageDataset? Test) LoadData(TrainConfig cfg)
     {
@@ -275,7 +298,7 @@ public sealed class ImageClassification
     // ------------------------------------------------------------------ training
 
     /// <summary>Trains as configured, writing the run folder; returns the before/after scores.</summary>
-    public TrainResult Run()
+    public TrainResult Run(EpochCallback? onEpoch = null)
     {
         var cfg = _cfg;
         var t = cfg.Train;
@@ -322,7 +345,8 @@ public sealed class ImageClassification
         var bestPath = Path.Combine(run.CheckpointDir, "best.safetensors");
         var lastPath = Path.Combine(run.CheckpointDir, "last.safetensors");
         var trainClock = Stopwatch.StartNew();
-        for (int epoch = 1; epoch <= t.Epochs; epoch++)
+        bool stopped = false;
+        for (int epoch = 1; epoch <= t.Epochs && !stopped; epoch++)
         {
             var clock = Stopwatch.StartNew();
             foreach (var u in cfg.Unfreeze.Where(u => u.Epoch == epoch))
@@ -391,11 +415,17 @@ public sealed class ImageClassification
                 File.Copy(lastPath, bestPath + ".tmp", overwrite: true);
                 File.Move(bestPath + ".tmp", bestPath, overwrite: true);
             }
+            if (onEpoch is not null && !onEpoch(epoch, val))
+            {
+                stopped = true;
+                _log.WriteLine($"stopped after epoch {epoch} (pruned)");
+                run.Log(new JsonObject { ["event"] = "stopped", ["epoch"] = epoch });
+            }
         }
         trainClock.Stop();
 
         // ---- the best epoch, scored on the held-out set
-        if (bestEpoch != t.Epochs)
+        if (bestEpoch != epochSeconds.Count)
         {
             Model.LoadStateDict(Models.Checkpoints.SafeTensors.LoadAll(bestPath), strict: true);
             _log.WriteLine($"best validation macro-F1 {bestScore:F3} at epoch {bestEpoch}: using those weights");
@@ -406,7 +436,7 @@ public sealed class ImageClassification
 
         var bundle = Bundle.Save(run.BundleDir, this, before, after, evalName);
         run.WriteText("eval.json", EvalJson.Write(after, before, evalName));
-        return new TrainResult(run.Path, bundle, before, after, evalName, epochSeconds, trainClock.Elapsed.TotalSeconds, Model.TrainableParameterCount(), cacheLayer);
+        return new TrainResult(run.Path, bundle, before, after, evalName, epochSeconds, trainClock.Elapsed.TotalSeconds, Model.TrainableParameterCount(), cacheLayer, stopped);
     }
 
     /// <summary>

@@ -134,6 +134,39 @@ public sealed class ImageClassificationTests : IDisposable
     }
 
     [Fact]
+    public void GradualUnfreezingThawsLayersAtTheirEpochAndMovesTheFeatureCacheDown()
+    {
+        NeedAsset();
+        var train = MakeStripes("train", 8, 1);
+        var probe = ImageClassification.Prepare(Config(train, train), TextWriter.Null);
+        var weighted = probe.Model.Backbone.Nodes.Where(n => probe.Model.Backbone.Layer(n.Name).Parameters().Any()).Select(n => n.Name).ToArray();
+        string late = weighted[^2], early = weighted[^6];
+        var cfg = Config(train, train) with
+        {
+            Unfreeze = [new UnfreezeStep { Epoch = 2, From = late, LrScale = 0.5 }, new UnfreezeStep { Epoch = 3, From = early, LrScale = 0.1 }],
+            Train = Config(train, train).Train with { Epochs = 3 },
+        };
+        var log = new StringWriter();
+        var recipe = ImageClassification.Prepare(cfg, log);
+        long headOnly = recipe.Model.TrainableParameterCount();
+        Assert.Equal(recipe.Model.Head.ParameterCount(), headOnly);
+        var result = recipe.Run();
+
+        var epochs = File.ReadAllLines(Path.Combine(result.RunDir, "metrics.jsonl")).Select(l => JsonNode.Parse(l)!.AsObject()).Where(o => o.ContainsKey("val_accuracy")).ToArray();
+        var trainable = epochs.Select(e => e["trainable"]!.GetValue<long>()).ToArray();
+        Assert.Equal(headOnly, trainable[0]);
+        Assert.True(trainable[1] > trainable[0] && trainable[2] > trainable[1], string.Join(", ", trainable));
+        Assert.Equal(recipe.Model.TrainableParameterCount(), trainable[2]);
+        // the cache sits below the lowest trainable layer, so it moves down as layers thaw
+        var cachedAt = epochs.Select(e => e["cached_at"]?.GetValue<string>()).ToArray();
+        var order = recipe.Model.Backbone.LayerNames.ToList();
+        Assert.True(order.IndexOf(cachedAt[1]!) < order.IndexOf(late) && order.IndexOf(cachedAt[2]!) < order.IndexOf(early), string.Join(", ", cachedAt));
+        Assert.True(order.IndexOf(cachedAt[0]!) > order.IndexOf(cachedAt[1]!));
+        Assert.Contains($"epoch 2: unfroze from '{late}' (lr × 0.5)", log.ToString());
+        Assert.Contains($"epoch 3: unfroze from '{early}' (lr × 0.1)", log.ToString());
+    }
+
+    [Fact]
     public void BadConfigsAndDataAreClearErrors()
     {
         NeedAsset();
