@@ -196,24 +196,8 @@ internal static class Scoring
 {
     public static EvalResult Evaluate(ImageClassifier model, Preprocess preprocess, ImageDataset data, TextWriter? log, string what)
     {
-        var truth = data.GetLabels();
-        var predicted = new int[data.Count];
-        double loss = 0;
-        var loader = new DataLoader(data, preprocess, 64);
         var bar = log is null ? null : new Progress(log, $"scoring {what}", data.Count);
-        int done = 0;
-        model.Eval();
-        foreach (var batch in loader.Epoch(0))
-        {
-            using var scope = new TensorScope();
-            using var noGrad = Graph.NoGrad();
-            var logits = model.Forward(batch.LoadImages());
-            loss += Tensor.CrossEntropy(logits, batch.Labels).Item() * batch.Count;
-            var p = logits.ArgMax(1);
-            for (int i = 0; i < batch.Count; i++) predicted[batch.Indices[i]] = p[i];
-            bar?.Report(done += batch.Count);
-        }
-        return new EvalResult(ClassificationReport.From(truth, predicted, data.Labels), data.Count == 0 ? 0 : loss / data.Count, data.Count);
+        return ImageClassification.Score(model, preprocess, data, progress: done => bar?.Report(done));
     }
 
     /// <summary>The bundle's base model as it was before fine-tuning: the source's own weights, cut at the same layer, with an untrained head (seeded).</summary>

@@ -3,8 +3,16 @@ using Whetstone.Training.Runs;
 
 namespace Whetstone.Training.Evaluation;
 
-/// <summary>Scores of a model on one dataset.</summary>
-public sealed record EvalResult(ClassificationReport Report, double Loss, int Count);
+/// <summary>
+/// Scores of a model on one dataset, with the per-example outcome when the scorer kept it: true and predicted class
+/// indices and the class probabilities (row-major, examples × classes).
+/// </summary>
+public sealed record EvalResult(ClassificationReport Report, double Loss, int Count)
+{
+    public int[]? Truth { get; init; }
+    public int[]? Predicted { get; init; }
+    public float[]? Probabilities { get; init; }
+}
 
 /// <summary>
 /// The JSON form of an evaluation (<c>whet evaluate --json</c>, <c>eval.json</c>): <c>accuracy</c>, <c>macro_f1</c>,

@@ -265,15 +265,26 @@ public sealed class ImageClassification
     /// <summary>Scores <see cref="Model"/> on <paramref name="data"/> (eval mode, no gradients), from <paramref name="cache"/> when given.</summary>
     public EvalResult Evaluate(ImageDataset data) => Evaluate(data, null);
 
-    internal EvalResult Evaluate(ImageDataset data, FeatureCache? cache, Action<int>? progress = null)
+    internal EvalResult Evaluate(ImageDataset data, FeatureCache? cache, Action<int>? progress = null) =>
+        Score(Model, Preprocess, data, cache, progress);
+
+    /// <summary>
+    /// Scores <paramref name="model"/> on <paramref name="data"/> in eval mode without gradients (restoring its mode after),
+    /// starting from <paramref name="cache"/> when given: report, mean loss, and every example's class probabilities.
+    /// </summary>
+    internal static EvalResult Score(ImageClassifier model, Preprocess preprocess, ImageDataset data, FeatureCache? cache = null, Action<int>? progress = null)
     {
+        ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(data);
-        bool training = Model.IsTraining;
-        Model.Eval();
+        bool training = model.IsTraining;
+        model.Eval();
+        int k = model.HeadSpec.Classes;
         var predicted = new int[data.Count];
+        var probabilities = new float[data.Count * k];
         var truth = data.GetLabels();
         double lossSum = 0;
         const int batch = 64;
+        var loader = new DataLoader(data, preprocess, batch);
         try
         {
             for (int start = 0; start < data.Count; start += batch)
@@ -281,14 +292,18 @@ public sealed class ImageClassification
                 int n = Math.Min(batch, data.Count - start);
                 using var scope = new TensorScope();
                 using var noGrad = Graph.NoGrad();
-                var logits = cache is null ? Model.Forward(Inputs(data, start, n)) : Model.ForwardFrom(cache.Layer, cache.Range(start, n));
+                var logits = cache is null ? model.Forward(loader.LoadImages(Enumerable.Range(start, n).ToArray(), 0)) : model.ForwardFrom(cache.Layer, cache.Range(start, n));
                 lossSum += Tensor.CrossEntropy(logits, truth.AsSpan(start, n)).Item() * n;
                 logits.ArgMax(1).CopyTo(predicted, start);
+                logits.Softmax().Span.CopyTo(probabilities.AsSpan(start * k, n * k));
                 progress?.Invoke(start + n);
             }
         }
-        finally { Model.Train(training); }
-        return new EvalResult(ClassificationReport.From(truth, predicted, data.Labels), data.Count == 0 ? 0 : lossSum / data.Count, data.Count);
+        finally { model.Train(training); }
+        return new EvalResult(ClassificationReport.From(truth, predicted, data.Labels), data.Count == 0 ? 0 : lossSum / data.Count, data.Count)
+        {
+            Truth = truth, Predicted = predicted, Probabilities = probabilities,
+        };
     }
 
     /// <summary>Examples [start, start + n) of <paramref name="data"/> preprocessed, without augmentation, in the current scope.</summary>
