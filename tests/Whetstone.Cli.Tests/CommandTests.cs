@@ -116,7 +116,7 @@ public sealed class CommandTests : IDisposable
         var eval = Whet("evaluate", run, "--data", Path.Combine(_dir, "test"), "--json");
         Assert.True(eval.Code == 0, eval.Err);
         var json = JsonNode.Parse(eval.Out)!.AsObject();
-        foreach (var key in new[] { "accuracy", "macro_f1", "per_class", "confusion_matrix", "labels", "before" })
+        foreach (var key in new[] { "accuracy", "macro_f1", "per_class", "confusion_matrix", "labels", "before", "roc_auc", "pr_auc" })
             Assert.True(json.ContainsKey(key), key);
         Assert.Equal(["horizontal", "vertical"], json["labels"]!.AsArray().Select(l => l!.GetValue<string>()));
         Assert.True(json["accuracy"]!.GetValue<double>() >= 0.9, eval.Out);

@@ -45,7 +45,25 @@ public static class EvalJson
             ["labels"] = new JsonArray(r.Labels.Select(l => (JsonNode?)JsonValue.Create(l)).ToArray()),
             ["per_class"] = per,
             ["confusion_matrix"] = cm,
-        };
+        }.Also(o =>
+        {
+            if (Binary(e) is var (auc, ap)) { o["roc_auc"] = RunDirectory.Num(auc); o["pr_auc"] = RunDirectory.Num(ap); }
+        });
+    }
+
+    /// <summary>ROC-AUC and average precision (positive class: the second label) when the task is binary and probabilities were kept.</summary>
+    public static (double RocAuc, double PrAuc)? Binary(EvalResult e)
+    {
+        ArgumentNullException.ThrowIfNull(e);
+        if (e.Report.Labels.Count != 2 || e.Probabilities is null || e.Truth is null) return null;
+        var scores = BinaryMetrics.PositiveScores(e.Probabilities, 2);
+        return (BinaryMetrics.RocAuc(e.Truth, scores), BinaryMetrics.AveragePrecision(e.Truth, scores));
+    }
+
+    private static JsonObject Also(this JsonObject o, Action<JsonObject> add)
+    {
+        add(o);
+        return o;
     }
 
     public static string Write(EvalResult after, EvalResult? before, string split)
@@ -66,6 +84,12 @@ public static class EvalJson
         sb.AppendLine($"accuracy: {r.Accuracy:P2}" + (before is null ? "" : $"   (before fine-tuning: {before.Report.Accuracy:P2})"));
         sb.AppendLine($"macro-F1: {r.MacroF1:F4}" + (before is null ? "" : $"   (before fine-tuning: {before.Report.MacroF1:F4})"));
         sb.AppendLine($"loss:     {after.Loss:F4}" + (before is null ? "" : $"   (before fine-tuning: {before.Loss:F4})"));
+        if (Binary(after) is var (auc, ap))
+        {
+            var b = before is null ? null : Binary(before);
+            sb.AppendLine($"ROC-AUC:  {auc:F4}" + (b is null ? "" : $"   (before fine-tuning: {b.Value.RocAuc:F4})"));
+            sb.AppendLine($"PR-AUC:   {ap:F4}" + (b is null ? "" : $"   (before fine-tuning: {b.Value.PrAuc:F4})") + $"   (positive class: {r.Labels[1]})");
+        }
         int w = Math.Max(8, r.Labels.Max(l => l.Length));
         sb.AppendLine();
         sb.AppendLine($"{"class".PadRight(w)}  precision  recall     f1  support");
