@@ -12,7 +12,7 @@ namespace Whetstone.Training.Config;
 /// </summary>
 public sealed record TrainConfig
 {
-    /// <summary>Run name: the run directory is <c>{runs}/{name}</c>.</summary>
+    /// <summary>Run name: the run directory is <c>{runs}/{name}</c> (runs is relative to the working directory).</summary>
     public string Name { get; init; } = "run";
     public string Runs { get; init; } = "runs";
     public ulong Seed { get; init; } = 42;

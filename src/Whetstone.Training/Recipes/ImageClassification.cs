@@ -317,7 +317,7 @@ public sealed class ImageClassification
     {
         var cfg = _cfg;
         var t = cfg.Train;
-        using var run = RunDirectory.Create(Path.GetFullPath(cfg.Runs, cfg.BaseDirectory), cfg.Name);
+        using var run = RunDirectory.Create(Path.GetFullPath(cfg.Runs), cfg.Name);   // runs: relative to the working directory, like the outputs of any command
         run.WriteText("config.yaml", ConfigWriter.ToYaml(cfg));
         _log.WriteLine($"run folder: {run.Path}");
         var caches = new Dictionary<(ImageDataset, string), FeatureCache>();
