@@ -58,8 +58,10 @@ public static class Assets
         return Path.Combine([CacheDir, name, .. dirs[0][..common]]);
     }
 
-    /// <summary>Whether every file of the asset is present with its listed size (hashes are checked by the fetch).</summary>
-    /// A row ending in '/' is a folder; its size is the sum of its files' sizes.
+    /// <summary>
+    /// Whether every file of the asset is present with its listed size (hashes are checked by the fetch); a row ending
+    /// in '/' is a folder, whose size is the sum of its files' sizes.
+    /// </summary>
     public static bool IsCached(string name) =>
         Manifest().Where(f => f.Asset == name).All(f => f.RelativePath.EndsWith('/')
             ? new DirectoryInfo(Path.Combine(CacheDir, name, f.RelativePath)) is { Exists: true } di && di.EnumerateFiles("*", SearchOption.AllDirectories).Sum(x => x.Length) == f.Size

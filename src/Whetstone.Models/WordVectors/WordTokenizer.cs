@@ -42,7 +42,7 @@ public static class WordTokenizer
         var clitic = word[(apo + 1)..];
         if (head.Length > 0) words.Add(head);
         string? expanded = clitic switch { "re" => "are", "ve" => "have", "ll" => "will", "m" => "am", "d" => "would", "s" or "t" => null, _ => clitic };
-        if (expanded is not null) words.Add(expanded);
+        if (expanded is not null) words.AddRange(expanded.Split('\'', StringSplitOptions.RemoveEmptyEntries));
     }
 
     /// <summary>Row ids of <paramref name="text"/>'s words in <paramref name="vectors"/> (unknown → <see cref="WordVectors.UnkId"/>), at most <paramref name="maxLength"/>.</summary>

@@ -140,7 +140,7 @@ public sealed partial class Email
         {
             case "base64":
                 var clean = new StringBuilder(body.Length);
-                foreach (char c in body) if (char.IsAsciiLetterOrDigit(c) || c is '+' or '/') clean.Append(c);
+                foreach (char c in body) if (char.IsAsciiLetterOrDigit(c) || c is '+' or '/' or '=') clean.Append(c);
                 while (clean.Length % 4 != 0) clean.Length--;   // drop a truncated tail rather than fail
                 try { return Convert.FromBase64String(clean.ToString()); }
                 catch (FormatException) { return Latin1.GetBytes(body); }
