@@ -43,13 +43,15 @@ internal static class Commands
         cmd.SetAction(r => Guard(r, threads, () =>
         {
             var cfg = ConfigLoader.Load(r.GetValue(config)!, r.GetValue(set) ?? []);
-            var recipe = ImageClassification.Prepare(cfg, Console.Out);
+            if (cfg.Task is not ("image-classification" or TextClassification.TaskName)) throw new ConfigException($"{cfg.Source}: task must be image-classification or text-classification (got '{cfg.Task}').");
+            var text = cfg.Task == TextClassification.TaskName ? TextClassification.Prepare(cfg, Console.Out) : null;
+            var recipe = text is null ? ImageClassification.Prepare(cfg, Console.Out) : null;
             if (r.GetValue(dryRun))
             {
-                Console.WriteLine(recipe.DescribeLayers());
+                Console.WriteLine(text?.DescribeLayers() ?? recipe!.DescribeLayers());
                 return 0;
             }
-            var result = recipe.Run();
+            var result = text?.Run() ?? recipe!.Run();
             Console.WriteLine();
             Console.WriteLine(EvalJson.Text(result.After, result.Before));
             Console.WriteLine($"epochs: {string.Join(", ", result.EpochSeconds.Select(s => $"{s:F1} s"))}; bundle: {result.BundleDir}");
@@ -75,6 +77,7 @@ internal static class Commands
         cmd.Options.Add(noBefore);
         cmd.SetAction(r => Guard(r, threads, () =>
         {
+            if (TextBundle.IsText(r.GetValue(model)!)) return TextCommands.Evaluate(r.GetValue(model)!, r.GetValue(data)!, r.GetValue(format), r.GetValue(json), r.GetValue(noBefore));
             var bundle = Bundle.Load(r.GetValue(model)!);
             var path = Path.GetFullPath(r.GetValue(data)!);
             var fmt = r.GetValue(format) ?? DataSources.Detect(path);
@@ -96,9 +99,9 @@ internal static class Commands
 
     public static Command Predict(Option<int> threads)
     {
-        var cmd = new Command("predict", "Classify image files with a trained model");
+        var cmd = new Command("predict", "Classify image files (or, with a text model, the texts given) with a trained model");
         var model = new Argument<string>("model") { Description = "A run folder or a model bundle folder" };
-        var files = new Argument<string[]>("files") { Description = "Image files (PNG, JPEG, BMP, GIF, TGA)", Arity = ArgumentArity.OneOrMore };
+        var files = new Argument<string[]>("files") { Description = "Image files (PNG, JPEG, BMP, GIF, TGA), or texts for a text model", Arity = ArgumentArity.OneOrMore };
         var top = new Option<int>("--top") { Description = "Show the k most likely labels", DefaultValueFactory = _ => 3 };
         var json = new Option<bool>("--json") { Description = "One JSON object per file" };
         cmd.Arguments.Add(model);
@@ -107,6 +110,7 @@ internal static class Commands
         cmd.Options.Add(json);
         cmd.SetAction(r => Guard(r, threads, () =>
         {
+            if (TextBundle.IsText(r.GetValue(model)!)) return TextCommands.Predict(r.GetValue(model)!, r.GetValue(files)!, r.GetValue(top), r.GetValue(json));
             var bundle = Bundle.Load(r.GetValue(model)!);
             int k = Math.Clamp(r.GetValue(top), 1, bundle.Labels.Count);
             foreach (var file in r.GetValue(files)!)

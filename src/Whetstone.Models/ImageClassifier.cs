@@ -12,6 +12,15 @@ namespace Whetstone.Models;
 public sealed record HeadSpec(int Classes, int Hidden = 0, float Dropout = 0)
 {
     public string Describe() => Hidden > 0 ? $"mlp({Hidden}, dropout {Dropout}) → {Classes}" : $"linear → {Classes}";
+
+    /// <summary>The head over <paramref name="featureDim"/> inputs, initialised from <paramref name="rng"/>.</summary>
+    public Module<Tensor, Tensor> Build(int featureDim, Rng rng)
+    {
+        if (Classes < 2) throw new ArgumentException($"A classification head needs at least 2 classes; got {Classes}.");
+        return Hidden > 0
+            ? new Sequential(new Linear(featureDim, Hidden, true, rng), new Relu(), new Dropout(Dropout, rng), new Linear(Hidden, Classes, true, rng))
+            : new Linear(featureDim, Classes, true, rng);
+    }
 }
 
 /// <summary>
@@ -31,13 +40,10 @@ public sealed class ImageClassifier : Module<Tensor, Tensor>
     {
         ArgumentNullException.ThrowIfNull(backbone);
         ArgumentNullException.ThrowIfNull(head);
-        if (head.Classes < 2) throw new ArgumentException($"A classification head needs at least 2 classes; got {head.Classes}.");
         Backbone = RegisterModule("backbone", backbone);
         FeatureDim = featureDim;
         HeadSpec = head;
-        Head = RegisterModule("head", head.Hidden > 0
-            ? new Sequential(new Linear(featureDim, head.Hidden, true, rng), new Relu(), new Dropout(head.Dropout, rng), new Linear(head.Hidden, head.Classes, true, rng))
-            : (Module<Tensor, Tensor>)new Linear(featureDim, head.Classes, true, rng));
+        Head = RegisterModule("head", head.Build(featureDim, rng));
     }
 
     public override Tensor Forward(Tensor input) => Classify(Backbone.Forward(input));

@@ -58,9 +58,14 @@ public static class Assets
         return Path.Combine([CacheDir, name, .. dirs[0][..common]]);
     }
 
-    /// <summary>Whether every file of the asset is present with its listed size (hashes are checked by the fetch).</summary>
+    /// <summary>
+    /// Whether every file of the asset is present with its listed size (hashes are checked by the fetch); a row ending
+    /// in '/' is a folder, whose size is the sum of its files' sizes.
+    /// </summary>
     public static bool IsCached(string name) =>
-        Manifest().Where(f => f.Asset == name).All(f => new FileInfo(Path.Combine(CacheDir, name, f.RelativePath)) is { Exists: true } fi && fi.Length == f.Size);
+        Manifest().Where(f => f.Asset == name).All(f => f.RelativePath.EndsWith('/')
+            ? new DirectoryInfo(Path.Combine(CacheDir, name, f.RelativePath)) is { Exists: true } di && di.EnumerateFiles("*", SearchOption.AllDirectories).Sum(x => x.Length) == f.Size
+            : new FileInfo(Path.Combine(CacheDir, name, f.RelativePath)) is { Exists: true } fi && fi.Length == f.Size);
 
     /// <summary>
     /// Resolves <c>asset:NAME[/sub]</c> (fetching the asset first when <paramref name="fetch"/>) or a path relative to

@@ -16,8 +16,10 @@ public sealed record TrainConfig
     public string Name { get; init; } = "run";
     public string Runs { get; init; } = "runs";
     public ulong Seed { get; init; } = 42;
+    public string Task { get; init; } = "image-classification";
     public ModelConfig Model { get; init; } = new();
     public DataConfig Data { get; init; } = new();
+    public TextConfig Text { get; init; } = new();
     public FreezeConfig Freeze { get; init; } = new();
     public List<UnfreezeStep> Unfreeze { get; init; } = [];
     public TrainSection Train { get; init; } = new();

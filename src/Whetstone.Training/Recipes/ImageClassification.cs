@@ -345,20 +345,12 @@ public sealed class ImageClassification
         var optimizer = MakeOptimizer(lrScales, null);
         int stepsPerEpoch = (TrainSet.Count + t.BatchSize * t.GradAccum - 1) / (t.BatchSize * t.GradAccum);
         long totalSteps = (long)stepsPerEpoch * t.Epochs;
-        LrSchedule schedule = t.Schedule switch
-        {
-            "linear" => new LinearWarmupDecay((long)(t.Warmup * totalSteps), totalSteps),
-            "constant" => new ConstantSchedule((long)(t.Warmup * totalSteps)),
-            "onecycle" => new OneCycle(totalSteps),
-            _ => new WarmupCosine((long)(t.Warmup * totalSteps), totalSteps),
-        };
+        var schedule = EpochEnd.Schedule(t, totalSteps);
 
         var epochSeconds = new List<double>();
         var loader = new DataLoader(TrainSet, Preprocess, t.BatchSize, shuffle: true, augment: true, seed: cfg.Seed);
-        double bestScore = double.NegativeInfinity;
-        int bestEpoch = 0;
-        var bestPath = Path.Combine(run.CheckpointDir, "best.safetensors");
-        var lastPath = Path.Combine(run.CheckpointDir, "last.safetensors");
+        var end = new EpochEnd(run, Model, _log);
+        var lastPath = end.LastPath;
         var trainClock = Stopwatch.StartNew();
         bool stopped = false;
         for (int epoch = 1; epoch <= t.Epochs && !stopped; epoch++)
@@ -422,32 +414,15 @@ public sealed class ImageClassification
                 ["val_accuracy"] = RunDirectory.Num(val.Report.Accuracy), ["val_macro_f1"] = RunDirectory.Num(val.Report.MacroF1),
                 ["seconds"] = RunDirectory.Num(clock.Elapsed.TotalSeconds), ["trainable"] = Model.TrainableParameterCount(), ["cached_at"] = cacheLayer,
             });
-            Models.Checkpoints.SafeTensors.Save(lastPath, Model.StateDict(), new Dictionary<string, string> { ["epoch"] = epoch.ToString(System.Globalization.CultureInfo.InvariantCulture) });
-            if (val.Report.MacroF1 > bestScore)
-            {
-                bestScore = val.Report.MacroF1;
-                bestEpoch = epoch;
-                File.Copy(lastPath, bestPath + ".tmp", overwrite: true);
-                File.Move(bestPath + ".tmp", bestPath, overwrite: true);
-            }
-            if (onEpoch is not null && !onEpoch(epoch, val))
-            {
-                stopped = true;
-                _log.WriteLine($"stopped after epoch {epoch} (pruned)");
-                run.Log(new JsonObject { ["event"] = "stopped", ["epoch"] = epoch });
-            }
+            stopped = !end.Finish(epoch, val, onEpoch);
         }
         trainClock.Stop();
 
         // ---- the best epoch, scored on the held-out set
-        if (bestEpoch != epochSeconds.Count)
-        {
-            Model.LoadStateDict(Models.Checkpoints.SafeTensors.LoadAll(bestPath), strict: true);
-            _log.WriteLine($"best validation macro-F1 {bestScore:F3} at epoch {bestEpoch}: using those weights");
-        }
+        end.RestoreBest(epochSeconds.Count);
         var after = Evaluate(evalSet, CacheFor(evalSet, cacheLayer, evalName));
         _log.WriteLine($"after fine-tuning: {evalName} accuracy {after.Report.Accuracy:P1}, macro-F1 {after.Report.MacroF1:F3}, loss {after.Loss:F3}");
-        run.Log(new JsonObject { ["event"] = "after", ["split"] = evalName, ["best_epoch"] = bestEpoch, ["accuracy"] = RunDirectory.Num(after.Report.Accuracy), ["macro_f1"] = RunDirectory.Num(after.Report.MacroF1), ["loss"] = RunDirectory.Num(after.Loss) });
+        run.Log(new JsonObject { ["event"] = "after", ["split"] = evalName, ["best_epoch"] = end.BestEpoch, ["accuracy"] = RunDirectory.Num(after.Report.Accuracy), ["macro_f1"] = RunDirectory.Num(after.Report.MacroF1), ["loss"] = RunDirectory.Num(after.Loss) });
 
         var bundle = Bundle.Save(run.BundleDir, this, before, after, evalName);
         run.WriteText("eval.json", EvalJson.Write(after, before, evalName));

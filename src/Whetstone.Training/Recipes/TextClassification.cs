@@ -1,0 +1,306 @@
+using System.Diagnostics;
+using System.Text;
+using System.Text.Json.Nodes;
+using Whetstone.Models;
+using Whetstone.Models.Text;
+using Whetstone.Models.WordVectors;
+using Whetstone.Nn;
+using Whetstone.Nn.Optimizers;
+using Whetstone.Tensors;
+using Whetstone.Tensors.Autograd;
+using Whetstone.Tensors.Memory;
+using Whetstone.Training.Config;
+using Whetstone.Training.Data;
+using Whetstone.Training.Evaluation;
+using Whetstone.Training.Runs;
+
+namespace Whetstone.Training.Recipes;
+
+/// <summary>Texts turned into token ids once, with their labels.</summary>
+internal sealed record EncodedTexts(TextDataset Data, int[][] Ids);
+
+/// <summary>
+/// Text classification by transfer learning: pre-trained word vectors (GloVe) under a small trainable encoder (pooling
+/// or a 1-D CNN) and a head sized from the labels; the same run folder, metrics, checkpoints, best-epoch selection by
+/// validation macro-F1, before/after evaluation and bundle as <see cref="ImageClassification"/>. The encoder is an
+/// <see cref="ITextEncoder"/>, so another pre-trained encoder (a transformer) plugs in at <see cref="MakeEncoder"/>.
+/// </summary>
+public sealed class TextClassification
+{
+    public const string TaskName = "text-classification";
+
+    private readonly TrainConfig _cfg;
+    private readonly TextWriter _log;
+    private readonly Rng _rng;
+    private readonly Dictionary<TextDataset, EncodedTexts> _encoded = new(ReferenceEqualityComparer.Instance);
+
+    public TextClassifier Model { get; }
+    public WordVectors Vectors { get; }
+    public string VectorsPath { get; }
+    public TextDataset TrainSet { get; }
+    public TextDataset ValidationSet { get; }
+    public TextDataset? TestSet { get; }
+    public TextDataReport Report { get; }
+    public IReadOnlyList<string> Labels => TrainSet.LabelNames;
+    public int MaxLength => _cfg.Text.MaxLength;
+
+    private TextClassification(TrainConfig cfg, TextWriter log)
+    {
+        _cfg = cfg;
+        _log = log;
+        _rng = new Rng(cfg.Seed);
+        if (cfg.Train.Threads > 0) Par.Threads = cfg.Train.Threads;
+        Validate(cfg);
+        (TrainSet, ValidationSet, TestSet) = LoadData(cfg);
+        VectorsPath = Assets.Resolve(cfg.Text.Vectors, cfg.BaseDirectory, fetch: true, log);
+        Vectors = LoadVectors(VectorsPath, log);
+        Model = new TextClassifier(MakeEncoder(cfg, Vectors, TrainSet, _rng), new HeadSpec(Labels.Count, cfg.Model.HeadHidden, cfg.Model.HeadDropout), _rng, cfg.Text.Dropout);
+        Report = TextDataReport.Build(TrainSet, ValidationSet, TestSet, Model.Encoder.Count, cfg.Text.MaxLength);
+        log.WriteLine(Report.ToText());
+        foreach (var s in TrainSet.Skipped.Take(3)) log.WriteLine($"  skipped {s}");
+    }
+
+    /// <summary>Loads everything the config names (fetching assets it needs).</summary>
+    public static TextClassification Prepare(TrainConfig cfg, TextWriter log)
+    {
+        ArgumentNullException.ThrowIfNull(cfg);
+        ArgumentNullException.ThrowIfNull(log);
+        return new TextClassification(cfg, log);
+    }
+
+    internal static WordVectors LoadVectors(string path, TextWriter log)
+    {
+        var v = WordVectors.Load(path, fallbackCacheDir: Path.Combine(Assets.Home, "vectors"));
+        log.WriteLine($"word vectors: {v.Words.Count:N0} × {v.Dim} from {v.LoadedFrom} in {v.LoadSeconds:F2} s");
+        return v;
+    }
+
+    /// <summary>The encoder the config asks for over pre-trained <paramref name="vectors"/>.</summary>
+    internal static ITextEncoder MakeEncoder(TrainConfig cfg, WordVectors vectors, TextDataset train, Rng rng)
+    {
+        var t = cfg.Text;
+        IReadOnlyList<string> tuned = [];
+        if (t.TuneVectors)
+            tuned = train.Rows.SelectMany(r => WordTokenizer.Words(r.Pair is null ? r.Text : r.Text + " " + r.Pair, vectors.Contains))
+                .Where(vectors.Contains).Distinct().Order(StringComparer.Ordinal).ToArray();
+        return new WordVectorEncoder(vectors, new WordEncoderSpec { Kind = t.Encoder, Filters = t.Filters, KernelSizes = t.KernelSizes.ToArray(), TuneVectors = t.TuneVectors, TunedWords = tuned }, rng);
+    }
+
+    private static void Validate(TrainConfig c)
+    {
+        var t = c.Train;
+        void Need(bool ok, string what) { if (!ok) throw new ConfigException($"{c.Source}: {what}"); }
+        Need(t.Epochs >= 1, $"train.epochs must be ≥ 1 (got {t.Epochs}).");
+        Need(t.BatchSize >= 1, $"train.batch_size must be ≥ 1 (got {t.BatchSize}).");
+        Need(t.Lr > 0, $"train.lr must be > 0 (got {t.Lr}).");
+        Need(t.Warmup is >= 0 and < 1, $"train.warmup is a fraction of all steps in [0, 1) (got {t.Warmup}).");
+        Need(t.Optimizer is "adamw" or "sgd", $"train.optimizer must be adamw or sgd (got '{t.Optimizer}').");
+        Need(t.Schedule is "cosine" or "linear" or "constant" or "onecycle", $"train.schedule must be cosine, linear, constant or onecycle (got '{t.Schedule}').");
+        Need(c.Data.Validation is >= 0 and < 1, $"data.validation is a fraction in [0, 1) (got {c.Data.Validation}).");
+        Need(c.Data.Format is "idx" or "auto" or "csv" or "tsv" or "jsonl" or "json" or "email", $"data.format for text must be csv, tsv, jsonl, json, email or auto (got '{c.Data.Format}').");
+        Need(c.Text.Encoder is "pool" or "cnn", $"text.encoder must be pool or cnn (got '{c.Text.Encoder}').");
+        Need(c.Text.MaxLength >= 1, $"text.max_length must be ≥ 1 (got {c.Text.MaxLength}).");
+        Need(c.Text.BadRows is "error" or "skip", $"text.bad_rows must be error or skip (got '{c.Text.BadRows}').");
+        Need(c.Text.ClassWeights is "none" or "balanced", $"text.class_weights must be none or balanced (got '{c.Text.ClassWeights}').");
+        Need(c.Text.Dropout is >= 0 and < 1, $"text.dropout must be in [0, 1) (got {c.Text.Dropout}).");
+    }
+
+    private TextReadOptions ReadOptions() => new()
+    {
+        Format = _cfg.Data.Format == "idx" ? "auto" : _cfg.Data.Format,   // idx is the image default: read as "not set"
+        TextColumn = _cfg.Text.TextColumn, PairColumn = _cfg.Text.PairColumn, LabelColumn = _cfg.Text.LabelColumn,
+        LabelMap = _cfg.Text.LabelMap, BadRows = _cfg.Text.BadRows, FilePattern = _cfg.Text.FilePattern,
+    };
+
+    private (TextDataset, TextDataset, TextDataset?) LoadData(TrainConfig cfg)
+    {
+        var d = cfg.Data;
+        var opts = ReadOptions();
+        var train = TextFiles.Read(Assets.Resolve(d.Train, cfg.BaseDirectory, fetch: true, _log), opts);
+        if (train.LabelNames.Count < 2) throw new DataException($"The training data has {train.LabelNames.Count} label(s) ({string.Join(", ", train.LabelNames)}); a classifier needs at least 2.");
+        TextDataset validation;
+        if (d.ValidationPath is not null) validation = TextFiles.Read(Assets.Resolve(d.ValidationPath, cfg.BaseDirectory, true, _log), opts).WithLabels(train.LabelNames, "validation data");
+        else if (d.Validation > 0) (train, validation) = train.SplitStratified(d.Validation, cfg.Seed);
+        else validation = train;
+        var test = d.Test is null ? null : TextFiles.Read(Assets.Resolve(d.Test, cfg.BaseDirectory, true, _log), opts).WithLabels(train.LabelNames, "test data");
+        return (train, validation, test);
+    }
+
+    internal EncodedTexts Encoded(TextDataset data)
+    {
+        if (_encoded.TryGetValue(data, out var e)) return e;
+        var ids = data.Rows.Select(r => Model.Encoder.Tokenize(r.Text, r.Pair, MaxLength)).ToArray();
+        return _encoded[data] = new EncodedTexts(data, ids);
+    }
+
+    // ------------------------------------------------------------------ dry run
+
+    public string DescribeLayers()
+    {
+        var sb = new StringBuilder();
+        sb.AppendLine($"{"parameter",-28} {"shape",-14} {"params",10}  trainable");
+        sb.AppendLine($"{"(word vectors)",-28} {$"[{Vectors.Rows},{Vectors.Dim}]",-14} {(long)Vectors.Rows * Vectors.Dim,10:N0}  frozen");
+        foreach (var (name, p) in Model.NamedParameters())
+            sb.AppendLine($"{name,-28} {"[" + string.Join(",", p.Shape.ToArray()) + "]",-14} {p.Size,10:N0}  {(p.RequiresGrad ? "yes" : "frozen")}");
+        sb.AppendLine();
+        sb.AppendLine($"encoder: {Model.Encoder.Spec()["encoder"]}, {Model.Encoder.OutputDim} features, dropout {Model.FeatureDropout}; head {Model.HeadSpec.Describe()}; {Model.TrainableParameterCount():N0} trainable parameters");
+        sb.AppendLine($"data: {TrainSet.Count} train, {ValidationSet.Count} validation, {TestSet?.Count ?? 0} test, {Labels.Count} classes; features {(Model.Encoder.Trains ? "computed each step (the encoder trains)" : "cached once (the encoder has no trainable weights)")}");
+        sb.Append(Report.ToText());
+        return sb.ToString();
+    }
+
+    // ------------------------------------------------------------------ evaluation
+
+    /// <summary>Scores <see cref="Model"/> on <paramref name="data"/> (eval mode, no gradients).</summary>
+    public EvalResult Evaluate(TextDataset data) => Score(Model, Encoded(data).Ids, data.Labels, data.LabelNames);
+
+    /// <summary>Features [n, F] of <paramref name="ids"/> in eval mode, as plain floats (kept across steps).</summary>
+    internal static float[] Features(TextClassifier model, int[][] ids)
+    {
+        int f = model.Encoder.OutputDim;
+        var o = new float[ids.Length * f];
+        bool training = model.IsTraining;
+        model.Eval();
+        try
+        {
+            for (int s = 0; s < ids.Length; s += 256)
+            {
+                int n = Math.Min(256, ids.Length - s);
+                using var scope = new TensorScope();
+                using var noGrad = Graph.NoGrad();
+                model.Encoder.Encode(ids.AsSpan(s, n).ToArray()).Span.CopyTo(o.AsSpan(s * f, n * f));
+            }
+        }
+        finally { model.Train(training); }
+        return o;
+    }
+
+    /// <summary>Scores <paramref name="model"/> on token ids with true labels; keeps every example's probabilities.</summary>
+    internal static EvalResult Score(TextClassifier model, int[][] ids, int[] truth, IReadOnlyList<string> labels, float[]? features = null)
+    {
+        bool training = model.IsTraining;
+        model.Eval();
+        int k = model.HeadSpec.Classes, f = model.Encoder.OutputDim;
+        var predicted = new int[ids.Length];
+        var probabilities = new float[ids.Length * k];
+        double lossSum = 0;
+        try
+        {
+            for (int s = 0; s < ids.Length; s += 128)
+            {
+                int n = Math.Min(128, ids.Length - s);
+                using var scope = new TensorScope();
+                using var noGrad = Graph.NoGrad();
+                var logits = features is null ? model.Forward(ids.AsSpan(s, n).ToArray()) : model.ForwardFeatures(Tensor.From(features.AsSpan(s * f, n * f), n, f));
+                lossSum += Tensor.CrossEntropy(logits, truth.AsSpan(s, n)).Item() * n;
+                logits.ArgMax(1).CopyTo(predicted, s);
+                logits.Softmax().Span.CopyTo(probabilities.AsSpan(s * k, n * k));
+            }
+        }
+        finally { model.Train(training); }
+        return new EvalResult(ClassificationReport.From(truth, predicted, labels), ids.Length == 0 ? 0 : lossSum / ids.Length, ids.Length)
+        {
+            Truth = truth, Predicted = predicted, Probabilities = probabilities,
+        };
+    }
+
+    // ------------------------------------------------------------------ training
+
+    /// <summary>Trains as configured, writing the run folder; returns the before/after scores.</summary>
+    public TrainResult Run(EpochCallback? onEpoch = null)
+    {
+        var cfg = _cfg;
+        var t = cfg.Train;
+        using var run = RunDirectory.Create(Path.GetFullPath(cfg.Runs, cfg.BaseDirectory), cfg.Name);
+        run.WriteText("config.yaml", ConfigWriter.ToYaml(cfg));
+        run.WriteText("data_report.json", Report.ToJson().ToJsonString(RunDirectory.Json));
+        _log.WriteLine($"run folder: {run.Path}");
+        bool cache = !Model.Encoder.Trains;
+        var featureCache = new Dictionary<TextDataset, float[]>(ReferenceEqualityComparer.Instance);
+        float[]? FeaturesOf(TextDataset d) => !cache ? null : featureCache.TryGetValue(d, out var f) ? f : featureCache[d] = Features(Model, Encoded(d).Ids);
+        EvalResult Eval(TextDataset d) => Score(Model, Encoded(d).Ids, d.Labels, d.LabelNames, FeaturesOf(d));
+
+        var evalSet = TestSet ?? ValidationSet;
+        string evalName = TestSet is null ? "validation" : "test";
+        var before = Eval(evalSet);
+        _log.WriteLine($"before fine-tuning: {evalName} accuracy {before.Report.Accuracy:P1}, macro-F1 {before.Report.MacroF1:F3}, loss {before.Loss:F3}");
+        run.Log(new JsonObject { ["event"] = "before", ["split"] = evalName, ["accuracy"] = RunDirectory.Num(before.Report.Accuracy), ["macro_f1"] = RunDirectory.Num(before.Report.MacroF1), ["loss"] = RunDirectory.Num(before.Loss) });
+
+        var groups = Model.NamedTrainableParameters()
+            .GroupBy(p => !ParamGroups.IsNoDecay(p.Name, p.Tensor))
+            .Select(g => new ParamGroup(g, weightDecay: g.Key ? t.WeightDecay : 0, lrScale: 1, label: g.Key ? "decay" : "no-decay")).ToArray();
+        Optimizer optimizer = t.Optimizer == "sgd" ? new Sgd(groups, t.Lr, momentum: t.Momentum, weightDecay: t.WeightDecay) : new AdamW(groups, t.Lr, weightDecay: t.WeightDecay);
+        int stepsPerEpoch = (TrainSet.Count + t.BatchSize - 1) / t.BatchSize;
+        long totalSteps = (long)stepsPerEpoch * t.Epochs;
+        var schedule = EpochEnd.Schedule(t, totalSteps);
+        float[] weights = cfg.Text.ClassWeights == "balanced" ? TrainSet.BalancedClassWeights() : [];
+        if (weights.Length > 0) _log.WriteLine($"class weights: {string.Join(", ", Labels.Select((l, i) => $"{l} {weights[i]:F3}"))}");
+
+        var train = Encoded(TrainSet);
+        var trainFeatures = FeaturesOf(TrainSet);
+        int f = Model.Encoder.OutputDim;
+        var shuffle = new Rng(cfg.Seed ^ 0x5EED);
+        var epochSeconds = new List<double>();
+        var end = new EpochEnd(run, Model, _log);
+        var trainClock = Stopwatch.StartNew();
+        bool stopped = false;
+        for (int epoch = 1; epoch <= t.Epochs && !stopped; epoch++)
+        {
+            var clock = Stopwatch.StartNew();
+            Model.Train();
+            var order = shuffle.Permutation(TrainSet.Count);
+            double lossSum = 0;
+            int seen = 0;
+            for (int s = 0; s < order.Length; s += t.BatchSize)
+            {
+                int n = Math.Min(t.BatchSize, order.Length - s);
+                var idx = order.AsSpan(s, n).ToArray();
+                var y = idx.Select(i => TrainSet.Labels[i]).ToArray();
+                float loss;
+                using (new TensorScope())
+                {
+                    Tensor logits;
+                    if (trainFeatures is null) logits = Model.Forward(idx.Select(i => train.Ids[i]).ToArray());
+                    else
+                    {
+                        var x = Tensor.Empty(n, f);
+                        for (int r = 0; r < n; r++) trainFeatures.AsSpan(idx[r] * f, f).CopyTo(x.Span.Slice(r * f, f));
+                        logits = Model.ForwardFeatures(x);
+                    }
+                    var l = Tensor.CrossEntropy(logits, y, labelSmoothing: t.LabelSmoothing, classWeights: weights);
+                    loss = l.Item();
+                    l.Backward();
+                }
+                if (!float.IsFinite(loss)) throw new InvalidOperationException($"epoch {epoch}: the loss became {loss} (learning rate {t.Lr} may be too high).");
+                double norm = t.ClipGradNorm > 0 ? GradClip.ClipGradNorm(Model.Parameters().Where(p => p.RequiresGrad), t.ClipGradNorm) : double.NaN;
+                optimizer.LrFactor = schedule.Factor(optimizer.StepCount);
+                optimizer.Step();
+                optimizer.ZeroGrad();
+                lossSum += loss * n;
+                seen += n;
+                if (optimizer.StepCount % 10 == 0)
+                    run.Log(new JsonObject { ["step"] = optimizer.StepCount, ["epoch"] = epoch, ["loss"] = RunDirectory.Num(loss), ["lr"] = RunDirectory.Num(t.Lr * optimizer.LrFactor), ["grad_norm"] = RunDirectory.Num(norm) });
+            }
+            var val = Eval(ValidationSet);
+            clock.Stop();
+            epochSeconds.Add(clock.Elapsed.TotalSeconds);
+            _log.WriteLine($"epoch {epoch}: train loss {lossSum / seen:F4}, validation loss {val.Loss:F4}, accuracy {val.Report.Accuracy:P1}, macro-F1 {val.Report.MacroF1:F3} ({clock.Elapsed.TotalSeconds:F2} s)");
+            run.Log(new JsonObject
+            {
+                ["epoch"] = epoch, ["train_loss"] = RunDirectory.Num(lossSum / seen), ["val_loss"] = RunDirectory.Num(val.Loss),
+                ["val_accuracy"] = RunDirectory.Num(val.Report.Accuracy), ["val_macro_f1"] = RunDirectory.Num(val.Report.MacroF1),
+                ["seconds"] = RunDirectory.Num(clock.Elapsed.TotalSeconds), ["trainable"] = Model.TrainableParameterCount(), ["features_cached"] = cache,
+            });
+            stopped = !end.Finish(epoch, val, onEpoch);
+        }
+        trainClock.Stop();
+        end.RestoreBest(epochSeconds.Count);
+        var after = Eval(evalSet);
+        _log.WriteLine($"after fine-tuning: {evalName} accuracy {after.Report.Accuracy:P1}, macro-F1 {after.Report.MacroF1:F3}, loss {after.Loss:F3}");
+        run.Log(new JsonObject { ["event"] = "after", ["split"] = evalName, ["best_epoch"] = end.BestEpoch, ["accuracy"] = RunDirectory.Num(after.Report.Accuracy), ["macro_f1"] = RunDirectory.Num(after.Report.MacroF1), ["loss"] = RunDirectory.Num(after.Loss) });
+
+        var bundle = TextBundle.Save(run.BundleDir, this, before, after, evalName);
+        run.WriteText("eval.json", EvalJson.Write(after, before, evalName));
+        return new TrainResult(run.Path, bundle, before, after, evalName, epochSeconds, trainClock.Elapsed.TotalSeconds, Model.TrainableParameterCount(), cache ? "encoder" : null, stopped);
+    }
+}
