@@ -1,3 +1,4 @@
+using Whetstone.Models.Checkpoints;
 using Whetstone.Nn;
 using Whetstone.Nn.Layers;
 using Whetstone.Tensors;
@@ -21,9 +22,29 @@ public sealed record BertConfig(
     float LayerNormEps = 1e-12f,
     string HiddenAct = "gelu",
     float HiddenDropoutProb = 0.1f,
-    float AttentionProbsDropoutProb = 0.1f)
+    float AttentionProbsDropoutProb = 0.1f,
+    int PadTokenId = 0,
+    float InitializerRange = 0.02f,
+    float? ClassifierDropout = null)
 {
     public static BertConfig Base => new();
+
+    /// <summary>Reads a BERT or RoBERTa/XLM-R <c>config.json</c> (missing fields take the transformers defaults).</summary>
+    internal static BertConfig FromHf(HfConfig c) => new(
+        VocabSize: c.Int("vocab_size", 30522),
+        HiddenSize: c.Int("hidden_size", 768),
+        NumHiddenLayers: c.Int("num_hidden_layers", 12),
+        NumAttentionHeads: c.Int("num_attention_heads", 12),
+        IntermediateSize: c.Int("intermediate_size", 3072),
+        MaxPositionEmbeddings: c.Int("max_position_embeddings", 512),
+        TypeVocabSize: c.Int("type_vocab_size", 2),
+        LayerNormEps: c.Float("layer_norm_eps", 1e-12f),
+        HiddenAct: c.String("hidden_act", "gelu"),
+        HiddenDropoutProb: c.Float("hidden_dropout_prob", 0.1f),
+        AttentionProbsDropoutProb: c.Float("attention_probs_dropout_prob", 0.1f),
+        PadTokenId: c.Int("pad_token_id", 0),
+        InitializerRange: c.Float("initializer_range", 0.02f),
+        ClassifierDropout: c.FloatOrNull("classifier_dropout"));
 }
 
 /// <summary>Word + position (+ token type) embeddings, then LayerNorm and dropout.</summary>
@@ -36,9 +57,9 @@ public sealed class BertEmbeddings : Module
 
     public BertEmbeddings(BertConfig c, Rng rng)
     {
-        _word = RegisterModule("word_embeddings", new Embedding(c.VocabSize, c.HiddenSize, rng));
-        _position = RegisterModule("position_embeddings", new Embedding(c.MaxPositionEmbeddings, c.HiddenSize, rng));
-        if (c.TypeVocabSize > 0) _tokenType = RegisterModule("token_type_embeddings", new Embedding(c.TypeVocabSize, c.HiddenSize, rng));
+        _word = RegisterModule("word_embeddings", ModelInit.Embedding(c.VocabSize, c.HiddenSize, rng));
+        _position = RegisterModule("position_embeddings", ModelInit.Embedding(c.MaxPositionEmbeddings, c.HiddenSize, rng));
+        if (c.TypeVocabSize > 0) _tokenType = RegisterModule("token_type_embeddings", ModelInit.Embedding(c.TypeVocabSize, c.HiddenSize, rng));
         _norm = RegisterModule("LayerNorm", new LayerNorm(c.HiddenSize, c.LayerNormEps));
         _dropout = RegisterModule("dropout", new Dropout(c.HiddenDropoutProb, rng));
     }
@@ -72,9 +93,9 @@ public sealed class BertSelfAttention : Module
         if (c.HiddenSize % c.NumAttentionHeads != 0)
             throw new ArgumentException($"hidden_size {c.HiddenSize} is not divisible by num_attention_heads {c.NumAttentionHeads}.");
         _heads = c.NumAttentionHeads;
-        Query = RegisterModule("query", new Linear(c.HiddenSize, c.HiddenSize, true, rng));
-        Key = RegisterModule("key", new Linear(c.HiddenSize, c.HiddenSize, true, rng));
-        Value = RegisterModule("value", new Linear(c.HiddenSize, c.HiddenSize, true, rng));
+        Query = RegisterModule("query", ModelInit.Linear(c.HiddenSize, c.HiddenSize, rng));
+        Key = RegisterModule("key", ModelInit.Linear(c.HiddenSize, c.HiddenSize, rng));
+        Value = RegisterModule("value", ModelInit.Linear(c.HiddenSize, c.HiddenSize, rng));
         _dropout = c.AttentionProbsDropoutProb;
         _rng = rng;
     }
@@ -100,7 +121,7 @@ public sealed class BertResidualOutput : Module
 
     public BertResidualOutput(int inFeatures, BertConfig c, Rng rng)
     {
-        Dense = RegisterModule("dense", new Linear(inFeatures, c.HiddenSize, true, rng));
+        Dense = RegisterModule("dense", ModelInit.Linear(inFeatures, c.HiddenSize, rng));
         Norm = RegisterModule("LayerNorm", new LayerNorm(c.HiddenSize, c.LayerNormEps));
         _dropout = RegisterModule("dropout", new Dropout(c.HiddenDropoutProb, rng));
     }
@@ -135,7 +156,7 @@ public sealed class BertIntermediate : Module
             "gelu_new" or "gelu_pytorch_tanh" => true,
             _ => throw new NotSupportedException($"hidden_act '{c.HiddenAct}' is not supported (gelu, gelu_new, gelu_pytorch_tanh)."),
         };
-        Dense = RegisterModule("dense", new Linear(c.HiddenSize, c.IntermediateSize, true, rng));
+        Dense = RegisterModule("dense", ModelInit.Linear(c.HiddenSize, c.IntermediateSize, rng));
     }
 
     public Tensor Forward(Tensor x) => Dense.Forward(x).Gelu(_tanhGelu);
@@ -187,7 +208,7 @@ public sealed class BertPooler : Module
 {
     public Linear Dense { get; }
 
-    public BertPooler(BertConfig c, Rng rng) => Dense = RegisterModule("dense", new Linear(c.HiddenSize, c.HiddenSize, true, rng));
+    public BertPooler(BertConfig c, Rng rng) => Dense = RegisterModule("dense", ModelInit.Linear(c.HiddenSize, c.HiddenSize, rng));
 
     public Tensor Forward(Tensor hidden) => Dense.Forward(hidden.Select(1, 0)).Tanh();
 }
@@ -216,20 +237,68 @@ public sealed class BertModel : Module
 }
 
 /// <summary>BERT with a dropout + linear classifier on the pooled [CLS] vector (BertForSequenceClassification).</summary>
-public sealed class BertForSequenceClassification : Module
+public sealed class BertForSequenceClassification : TextEncoderClassifier
 {
     private readonly Dropout _dropout;
+    public BertConfig Config { get; }
     public BertModel Bert { get; }
     public Linear Classifier { get; }
 
     public BertForSequenceClassification(BertConfig c, int numLabels, Rng rng)
     {
+        Config = c;
         Bert = RegisterModule("bert", new BertModel(c, rng));
-        _dropout = RegisterModule("dropout", new Dropout(c.HiddenDropoutProb, rng));
-        Classifier = RegisterModule("classifier", new Linear(c.HiddenSize, numLabels, true, rng));
+        _dropout = RegisterModule("dropout", new Dropout(c.ClassifierDropout ?? c.HiddenDropoutProb, rng));
+        Classifier = RegisterModule("classifier", ModelInit.Linear(c.HiddenSize, numLabels, rng));
     }
 
     /// <summary>Logits (B, labels).</summary>
-    public Tensor Forward(int[] ids, int b, int t, Tensor? attentionMask = null, int[]? tokenTypes = null) =>
-        Classifier.Forward(_dropout.Forward(Bert.Forward(ids, b, t, attentionMask, tokenTypes).Pooled));
+    public override Tensor Forward(int[] ids, int batch, int seqLen, Tensor? attentionMask = null, int[]? tokenTypes = null) =>
+        Classifier.Forward(_dropout.Forward(Bert.Forward(ids, batch, seqLen, attentionMask, tokenTypes).Pooled));
+
+    public override Tensor Encode(int[] ids, int batch, int seqLen, Tensor? attentionMask = null, int[]? tokenTypes = null) =>
+        Bert.Forward(ids, batch, seqLen, attentionMask, tokenTypes).Hidden;
+
+    public override string ModelType => "bert";
+    public override int NumLabels => Classifier.OutFeatures;
+    public override int HiddenSize => Config.HiddenSize;
+    public override int NumLayers => Config.NumHiddenLayers;
+    public override int MaxSequenceLength => Config.MaxPositionEmbeddings;
+    public override string EmbeddingsPath => "bert.embeddings";
+    public override string LayerPath(int i) => $"bert.encoder.layer.{i}";
+    public override IReadOnlyList<string> HeadPaths => ["bert.pooler", "classifier"];
+    public override string LoraTargets => "query|value";
+    public override string LoraModulesToSave => "classifier";
+
+    /// <summary>
+    /// Hugging Face checkpoint key → module path. <c>{base}</c> is the optional <c>bert.</c> prefix (BertModel and
+    /// sentence-transformers checkpoints have none), <c>{n}</c> a layer index, <c>{w}</c> weight or bias, <c>*</c> anything;
+    /// a null module path ignores the key. Covers BertModel, BertFor{SequenceClassification, PreTraining, MaskedLM}.
+    /// </summary>
+    internal static readonly HfKeyMap KeyMap = new("bert.",
+    [
+        ("{base}embeddings.word_embeddings.weight", "bert.embeddings.word_embeddings.weight"),
+        ("{base}embeddings.position_embeddings.weight", "bert.embeddings.position_embeddings.weight"),
+        ("{base}embeddings.token_type_embeddings.weight", "bert.embeddings.token_type_embeddings.weight"),
+        ("{base}embeddings.LayerNorm.{w}", "bert.embeddings.LayerNorm.{w}"),
+        ("{base}encoder.layer.{n}.attention.self.query.{w}", "bert.encoder.layer.{n}.attention.self.query.{w}"),
+        ("{base}encoder.layer.{n}.attention.self.key.{w}", "bert.encoder.layer.{n}.attention.self.key.{w}"),
+        ("{base}encoder.layer.{n}.attention.self.value.{w}", "bert.encoder.layer.{n}.attention.self.value.{w}"),
+        ("{base}encoder.layer.{n}.attention.output.dense.{w}", "bert.encoder.layer.{n}.attention.output.dense.{w}"),
+        ("{base}encoder.layer.{n}.attention.output.LayerNorm.{w}", "bert.encoder.layer.{n}.attention.output.LayerNorm.{w}"),
+        ("{base}encoder.layer.{n}.intermediate.dense.{w}", "bert.encoder.layer.{n}.intermediate.dense.{w}"),
+        ("{base}encoder.layer.{n}.output.dense.{w}", "bert.encoder.layer.{n}.output.dense.{w}"),
+        ("{base}encoder.layer.{n}.output.LayerNorm.{w}", "bert.encoder.layer.{n}.output.LayerNorm.{w}"),
+        ("{base}pooler.dense.{w}", "bert.pooler.dense.{w}"),
+        ("classifier.{w}", "classifier.{w}"),
+        ("{base}embeddings.position_ids", null),          // a buffer: positions are computed
+        ("{base}embeddings.token_type_ids", null),        // a buffer of zeros
+        ("cls.*", null),                                  // masked-LM / next-sentence pre-training heads
+    ]);
+
+    /// <summary>Modules a checkpoint may lack; they are initialised fresh (and reported) instead of failing the load.</summary>
+    internal static readonly string[] OptionalModules = ["bert.pooler.dense", "classifier"];
+
+    /// <summary>The module whose output size is the label count.</summary>
+    internal const string ClassifierOut = "classifier";
 }
