@@ -37,6 +37,19 @@ public abstract class TextEncoderClassifier : Module
     /// <summary>Pattern of the modules kept trainable and saved beside LoRA adapters (PEFT's modules_to_save).</summary>
     public abstract string LoraModulesToSave { get; }
 
+    /// <summary>
+    /// What a LoRA adapter file holds for this model: the adapter tensors (<c>…lora_A.weight</c>, <c>…lora_B.weight</c>)
+    /// plus every tensor of the modules matching <see cref="LoraModulesToSave"/> (the classification head), by module path.
+    /// </summary>
+    public OrderedDictionary<string, Tensor> AdapterStateDict()
+    {
+        var d = Nn.Lora.LoraInjector.AdapterStateDict(this);
+        foreach (var (name, m) in NamedModules())
+            if (name.Length > 0 && Nn.Lora.LoraInjector.Matches(LoraModulesToSave, name))
+                foreach (var (k, v) in m.StateDict()) d[name + "." + k] = v;
+        return d;
+    }
+
     /// <summary>The checkpoint's tokenizer when the model was loaded from a folder that has one.</summary>
     public HfTokenizer? Tokenizer { get; set; }
 }

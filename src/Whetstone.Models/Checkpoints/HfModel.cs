@@ -207,7 +207,7 @@ public static class HfModel
         {
             if (File.Exists(single))
             {
-                var f = SafeTensorsFile.Open(single);
+                var f = SafeTensorsFile.Open(Real(single));
                 result.Add((f, f.Names));
                 return result;
             }
@@ -222,7 +222,7 @@ public static class HfModel
             {
                 var path = System.IO.Path.Combine(folder, name);
                 if (!File.Exists(path)) throw new HfCheckpointException(HfFault.MissingFile, path, $"shard named by {System.IO.Path.GetFileName(index)} is missing.");
-                var f = SafeTensorsFile.Open(path);
+                var f = SafeTensorsFile.Open(Real(path));
                 result.Add((f, f.Names));
                 foreach (var k in keys)
                     if (!f.Contains(k)) throw new HfCheckpointException(HfFault.MissingKey, path, "the index places this tensor in this shard, which lacks it.", k);
@@ -237,6 +237,9 @@ public static class HfModel
             throw;
         }
     }
+
+    /// <summary>The file a hub-cache snapshot link points to (snapshots link into blobs/), so sizes and maps are the blob's.</summary>
+    private static string Real(string path) => File.ResolveLinkTarget(path, returnFinalTarget: true)?.FullName ?? path;
 
     private static SortedDictionary<string, HashSet<string>> ReadIndex(string path)
     {

@@ -43,6 +43,9 @@ public sealed class HfTokenizer
     /// <summary>The file the vocabulary came from.</summary>
     public string Source { get; }
 
+    private const string EndOfText = "<|endoftext|>";
+    private int _injectedUnk = -1;
+
     private HfTokenizer(HfTokenizerKind kind, Tokenizer inner, int cls, int sep, int pad, int unk, int maxLength, string source)
     {
         Kind = kind; Inner = inner; ClsId = cls; SepId = sep; PadId = pad; UnkId = unk; ModelMaxLength = maxLength; Source = source;
@@ -52,12 +55,13 @@ public sealed class HfTokenizer
     public IReadOnlyList<int> EncodeToIds(string text)
     {
         ArgumentNullException.ThrowIfNull(text);
-        return Inner switch
+        var ids = Inner switch
         {
             BertTokenizer b => b.EncodeToIds(text, addSpecialTokens: false),
             CodeGenTokenizer g => g.EncodeToIds(text, addPrefixSpace: g.AddPrefixSpace, addBeginningOfSentence: false, addEndOfSentence: false),
             _ => Inner.EncodeToIds(text),
         };
+        return _injectedUnk < 0 ? ids : ids.Select(i => i == _injectedUnk ? UnkId : i).ToList();
     }
 
     /// <summary>
@@ -206,17 +210,29 @@ public sealed class HfTokenizer
         int Id(string token) => vocab.TryGetValue(token, out int id) ? id
             : throw new HfCheckpointException(HfFault.UnsupportedTokenizer, source, $"special token '{token}' is not in the vocabulary.");
         CodeGenTokenizer inner;
+        int injected = -1;
         try
         {
-            using (vocabStream)
             using (mergesStream)
-                inner = CodeGenTokenizer.Create(vocabStream, mergesStream, addPrefixSpace, addBeginOfSentence: false, addEndOfSentence: false);
+            {
+                // CodeGenTokenizer.Create insists on GPT-2's "<|endoftext|>" as its unknown token; a RoBERTa vocabulary
+                // lacks it, so it is appended past the last id and mapped back to the checkpoint's own unknown token.
+                if (!vocab.ContainsKey(EndOfText))
+                {
+                    var extended = new Dictionary<string, int>(vocab, StringComparer.Ordinal) { [EndOfText] = vocab.Values.Max() + 1 };
+                    injected = extended[EndOfText];
+                    vocabStream.Dispose();
+                    vocabStream = new MemoryStream(JsonSerializer.SerializeToUtf8Bytes(extended));
+                }
+                using (vocabStream) inner = CodeGenTokenizer.Create(vocabStream, mergesStream, addPrefixSpace, addBeginOfSentence: false, addEndOfSentence: false);
+            }
         }
         catch (Exception e) when (e is ArgumentException or InvalidOperationException or FormatException or IOException or JsonException)
         {
             throw new HfCheckpointException(HfFault.UnsupportedTokenizer, source, $"Microsoft.ML.Tokenizers could not read it as byte-level BPE ({e.Message}).");
         }
-        return new HfTokenizer(HfTokenizerKind.ByteLevelBpe, inner, Id(cls), Id(sep), Id(pad), vocab.TryGetValue(unk, out int u) ? u : -1, maxLen, source);
+        return new HfTokenizer(HfTokenizerKind.ByteLevelBpe, inner, Id(cls), Id(sep), Id(pad), vocab.TryGetValue(unk, out int u) ? u : -1, maxLen, source)
+            { _injectedUnk = injected };
     }
 
     /// <summary>tokenizer.json (the tokenizers library's format): its WordPiece or byte-level BPE model is rebuilt as vocabulary files in memory.</summary>
