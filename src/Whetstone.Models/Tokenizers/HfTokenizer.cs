@@ -30,7 +30,7 @@ public enum HfTokenizerKind
 public sealed class HfTokenizer
 {
     public HfTokenizerKind Kind { get; }
-    /// <summary>The Microsoft.ML.Tokenizers model (<see cref="BertTokenizer"/> or <see cref="CodeGenTokenizer"/>).</summary>
+    /// <summary>The Microsoft.ML.Tokenizers model (<see cref="BertTokenizer"/> or <see cref="BpeTokenizer"/>).</summary>
     public Tokenizer Inner { get; }
     /// <summary>[CLS] or &lt;s&gt;.</summary>
     public int ClsId { get; }
@@ -44,7 +44,51 @@ public sealed class HfTokenizer
     public string Source { get; }
 
     private const string EndOfText = "<|endoftext|>";
-    private int _injectedUnk = -1;
+
+    /// <summary>GPT-2's pre-tokenization pattern (contractions, letters, digits, other symbols, each with one leading space; runs of spaces).</summary>
+    private static System.Text.RegularExpressions.Regex Gpt2Split() => new(
+        @"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+", System.Text.RegularExpressions.RegexOptions.Compiled);
+    private bool _addPrefixSpace;
+    // BertTokenizer drops characters outside the BMP (emoji) and private-use characters, where BERT keeps them and,
+    // finding them in no vocabulary entry, turns their word into [UNK]. Such characters are replaced by a stand-in
+    // letter (a rare Cyrillic one) that is not in the vocabulary either, which gives BERT's result.
+    private string? _astralStandIn;
+    private HashSet<string>? _vocabKeys;
+
+    /// <summary>BERT's _clean_text maps \t, \n, \r and space separators to ' '; BertTokenizer does not split on \t or \n.</summary>
+    private static string CleanWhitespace(string text) =>
+        text.AsSpan().IndexOfAny("\t\n\r\u00A0\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200A\u202F\u205F\u3000\u1680") < 0 ? text
+            : string.Create(text.Length, text, (dst, src) =>
+            {
+                for (int i = 0; i < src.Length; i++)
+                    dst[i] = src[i] is '\t' or '\n' or '\r' || char.GetUnicodeCategory(src[i]) == System.Globalization.UnicodeCategory.SpaceSeparator ? ' ' : src[i];
+            });
+
+    private string ReplaceUnknownAstral(string text, string standIn)
+    {
+        StringBuilder? sb = null;
+        for (int i = 0; i < text.Length; i++)
+        {
+            bool pair = char.IsHighSurrogate(text[i]) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1]);
+            if (pair && !_vocabKeys!.Contains(text.Substring(i, 2)) && !_vocabKeys.Contains("##" + text.Substring(i, 2)))
+            {
+                sb ??= new StringBuilder(text, 0, i, text.Length);
+                sb.Append(standIn);
+                i++;
+            }
+            else if (pair) { sb?.Append(text, i, 2); i++; }
+            else if (char.GetUnicodeCategory(text[i]) == System.Globalization.UnicodeCategory.PrivateUse && !_vocabKeys!.Contains(text[i].ToString()))
+            {
+                sb ??= new StringBuilder(text, 0, i, text.Length);
+                sb.Append(standIn);
+            }
+            else sb?.Append(text[i]);
+        }
+        return sb?.ToString() ?? text;
+    }
+    // BERT strips accents after NFD decomposition (_run_strip_accents); BertTokenizer's RemoveNonSpacingMarks only drops
+    // marks that are already separate, so precomposed letters (é) are decomposed first.
+    private bool _decomposeAccents;
 
     private HfTokenizer(HfTokenizerKind kind, Tokenizer inner, int cls, int sep, int pad, int unk, int maxLength, string source)
     {
@@ -55,13 +99,15 @@ public sealed class HfTokenizer
     public IReadOnlyList<int> EncodeToIds(string text)
     {
         ArgumentNullException.ThrowIfNull(text);
+        if (_decomposeAccents) text = Accents.Decompose(text);
+        if (_addPrefixSpace && !text.StartsWith(' ')) text = " " + text;
+        if (_astralStandIn is { } standIn) text = ReplaceUnknownAstral(CleanWhitespace(text), standIn);
         var ids = Inner switch
         {
             BertTokenizer b => b.EncodeToIds(text, addSpecialTokens: false),
-            CodeGenTokenizer g => g.EncodeToIds(text, addPrefixSpace: g.AddPrefixSpace, addBeginningOfSentence: false, addEndOfSentence: false),
             _ => Inner.EncodeToIds(text),
         };
-        return _injectedUnk < 0 ? ids : ids.Select(i => i == _injectedUnk ? UnkId : i).ToList();
+        return ids;
     }
 
     /// <summary>
@@ -176,6 +222,7 @@ public sealed class HfTokenizer
             unk = Tok("unk_token", "[UNK]"), msk = Tok("mask_token", "[MASK]");
         int Id(string token) => vocab.TryGetValue(token, out int id) ? id
             : throw new HfCheckpointException(HfFault.UnsupportedTokenizer, source, $"special token '{token}' is not in the vocabulary.");
+        var (clsId, sepId, padId, unkId) = (Id(cls), Id(sep), Id(pad), Id(unk));
         BertTokenizer inner;
         try
         {
@@ -198,41 +245,48 @@ public sealed class HfTokenizer
         {
             throw new HfCheckpointException(HfFault.UnsupportedTokenizer, source, $"Microsoft.ML.Tokenizers could not read it as a WordPiece vocabulary ({e.Message}).");
         }
-        return new HfTokenizer(HfTokenizerKind.WordPiece, inner, Id(cls), Id(sep), Id(pad), Id(unk), maxLen, source);
+        return new HfTokenizer(HfTokenizerKind.WordPiece, inner, clsId, sepId, padId, unkId, maxLen, source) 
+        {
+            _decomposeAccents = stripAccents ?? lower,
+            _astralStandIn = new[] { "\uA66E", "\uA66D", "\u2C00" }.FirstOrDefault(c => !vocab.ContainsKey(c) && !vocab.ContainsKey("##" + c)),
+            _vocabKeys = vocab.Keys.Where(k => k.Any(c => char.IsSurrogate(c) || char.GetUnicodeCategory(c) == System.Globalization.UnicodeCategory.PrivateUse))
+                .ToHashSet(StringComparer.Ordinal),
+        };
     }
 
     private static HfTokenizer ByteLevelBpe(string source, Stream vocabStream, Stream mergesStream, Dictionary<string, int> vocab, bool addPrefixSpace,
         JsonElement cfg, JsonElement special, int maxLen)
     {
         string Tok(string key, string fallback) => Token(cfg, key) ?? Token(special, key) ?? fallback;
-        string cls = Tok("cls_token", Tok("bos_token", "<s>")), sep = Tok("sep_token", Tok("eos_token", "</s>")),
-            pad = Tok("pad_token", "<pad>"), unk = Tok("unk_token", "<unk>");
+        // RoBERTa's <s> </s> <pad> <unk>; a plain GPT-2 vocabulary has only <|endoftext|>
+        string Or(string token) => vocab.ContainsKey(token) ? token : EndOfText;
+        string cls = Tok("cls_token", Tok("bos_token", Or("<s>"))), sep = Tok("sep_token", Tok("eos_token", Or("</s>"))),
+            pad = Tok("pad_token", Or("<pad>")), unk = Tok("unk_token", Or("<unk>"));
+        var (clsId, sepId, padId) = (Id(cls), Id(sep), Id(pad));
         int Id(string token) => vocab.TryGetValue(token, out int id) ? id
             : throw new HfCheckpointException(HfFault.UnsupportedTokenizer, source, $"special token '{token}' is not in the vocabulary.");
-        CodeGenTokenizer inner;
-        int injected = -1;
+        BpeTokenizer inner;
         try
         {
-            using (mergesStream)
+            List<string> merges;
+            using (var reader = new StreamReader(mergesStream, Encoding.UTF8))
+                merges = reader.ReadToEnd().Split('\n').Select(l => l.TrimEnd('\r'))
+                    .Where(l => l.Length > 0 && !l.StartsWith("#version", StringComparison.Ordinal)).ToList();
+            vocabStream.Dispose();
+            inner = BpeTokenizer.Create(new BpeOptions(vocab)
             {
-                // CodeGenTokenizer.Create insists on GPT-2's "<|endoftext|>" as its unknown token; a RoBERTa vocabulary
-                // lacks it, so it is appended past the last id and mapped back to the checkpoint's own unknown token.
-                if (!vocab.ContainsKey(EndOfText))
-                {
-                    var extended = new Dictionary<string, int>(vocab, StringComparer.Ordinal) { [EndOfText] = vocab.Values.Max() + 1 };
-                    injected = extended[EndOfText];
-                    vocabStream.Dispose();
-                    vocabStream = new MemoryStream(JsonSerializer.SerializeToUtf8Bytes(extended));
-                }
-                using (vocabStream) inner = CodeGenTokenizer.Create(vocabStream, mergesStream, addPrefixSpace, addBeginOfSentence: false, addEndOfSentence: false);
-            }
+                Merges = merges,
+                ByteLevel = true,
+                PreTokenizer = new RegexPreTokenizer(Gpt2Split(), null),
+                UnknownToken = vocab.ContainsKey(unk) ? unk : null,
+            });
         }
         catch (Exception e) when (e is ArgumentException or InvalidOperationException or FormatException or IOException or JsonException)
         {
             throw new HfCheckpointException(HfFault.UnsupportedTokenizer, source, $"Microsoft.ML.Tokenizers could not read it as byte-level BPE ({e.Message}).");
         }
-        return new HfTokenizer(HfTokenizerKind.ByteLevelBpe, inner, Id(cls), Id(sep), Id(pad), vocab.TryGetValue(unk, out int u) ? u : -1, maxLen, source)
-            { _injectedUnk = injected };
+        return new HfTokenizer(HfTokenizerKind.ByteLevelBpe, inner, clsId, sepId, padId, vocab.TryGetValue(unk, out int u) ? u : -1, maxLen, source)
+            { _addPrefixSpace = addPrefixSpace };
     }
 
     /// <summary>tokenizer.json (the tokenizers library's format): its WordPiece or byte-level BPE model is rebuilt as vocabulary files in memory.</summary>
