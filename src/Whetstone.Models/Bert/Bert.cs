@@ -101,15 +101,8 @@ public sealed class BertSelfAttention : Module
     }
 
     /// <summary>x (B, T, D), mask (B, T) of 1/0 → context (B, T, D).</summary>
-    public Tensor Forward(Tensor x, Tensor? mask)
-    {
-        int b = x.Dim(0), t = x.Dim(1), d = x.Dim(2), dh = d / _heads;
-        Tensor Split(Tensor y) => y.Reshape(b, t, _heads, dh).Permute(0, 2, 1, 3);   // (B, H, T, Dh)
-        float p = IsTraining ? _dropout : 0;
-        var ctx = Tensor.ScaledDotProductAttention(Split(Query.Forward(x)), Split(Key.Forward(x)), Split(Value.Forward(x)), causal: false, mask,
-            dropout: p, rng: p > 0 ? _rng : null);
-        return ctx.Permute(0, 2, 1, 3).Reshape(b, t, d);                                   // free: stored (B, T, H, Dh)
-    }
+    public Tensor Forward(Tensor x, Tensor? mask) =>
+        EncoderOps.SelfAttention(Query.Forward(x), Key.Forward(x), Value.Forward(x), _heads, mask, IsTraining ? _dropout : 0, _rng);
 }
 
 /// <summary>A dense projection followed by dropout, a residual add and LayerNorm (BertSelfOutput / BertOutput).</summary>
@@ -192,15 +185,7 @@ public sealed class BertEncoder : Module
         for (int i = 0; i < c.NumHiddenLayers; i++) Layer.Add(new BertLayer(c, rng));
     }
 
-    public Tensor Forward(Tensor x, Tensor? mask)
-    {
-        foreach (var layer in Layer)
-        {
-            var input = x;
-            x = TensorScope.Release(() => layer.Forward(input, mask));   // frozen layers keep no activations
-        }
-        return x;
-    }
+    public Tensor Forward(Tensor x, Tensor? mask) => EncoderOps.RunLayers(Layer, x, (layer, h) => layer.Forward(h, mask));
 }
 
 /// <summary>tanh(dense(h[:, 0])): the [CLS] pooler.</summary>

@@ -91,15 +91,8 @@ public sealed class DistilBertMultiHeadSelfAttention : Module
     }
 
     /// <summary>x (B, T, D), mask (B, T) of 1/0 → (B, T, D).</summary>
-    public Tensor Forward(Tensor x, Tensor? mask)
-    {
-        int b = x.Dim(0), t = x.Dim(1), d = x.Dim(2), dh = d / _heads;
-        Tensor Split(Tensor y) => y.Reshape(b, t, _heads, dh).Permute(0, 2, 1, 3);   // (B, H, T, Dh)
-        float p = IsTraining ? _dropout : 0;
-        var ctx = Tensor.ScaledDotProductAttention(Split(QLin.Forward(x)), Split(KLin.Forward(x)), Split(VLin.Forward(x)), causal: false, mask,
-            dropout: p, rng: p > 0 ? _rng : null);
-        return OutLin.Forward(ctx.Permute(0, 2, 1, 3).Reshape(b, t, d));
-    }
+    public Tensor Forward(Tensor x, Tensor? mask) =>
+        OutLin.Forward(EncoderOps.SelfAttention(QLin.Forward(x), KLin.Forward(x), VLin.Forward(x), _heads, mask, IsTraining ? _dropout : 0, _rng));
 }
 
 /// <summary>lin1 → activation → lin2 → dropout.</summary>
@@ -159,15 +152,7 @@ public sealed class DistilBertTransformer : Module
         for (int i = 0; i < c.NLayers; i++) Layer.Add(new DistilBertTransformerBlock(c, rng));
     }
 
-    public Tensor Forward(Tensor x, Tensor? mask)
-    {
-        foreach (var layer in Layer)
-        {
-            var input = x;
-            x = TensorScope.Release(() => layer.Forward(input, mask));   // frozen layers keep no activations
-        }
-        return x;
-    }
+    public Tensor Forward(Tensor x, Tensor? mask) => EncoderOps.RunLayers(Layer, x, (layer, h) => layer.Forward(h, mask));
 }
 
 public sealed class DistilBertModel : Module
