@@ -8,6 +8,7 @@ internal static class Program
         ["gemm"] = ("SGEMM vs OpenBLAS cblas_sgemm, 1 and 2 threads [--threads 1,2] [--reps N] [--case NAME] [--kernel 14x32] [--mc N --kc N --nc N] [--no-ref]", GemmBench.Run),
         ["encoder-step"] = ("BERT-base classifier training step in 5 modes vs PyTorch (../shared/peer) [full|top2|head|lora|infer ...] [--threads N] [--iters N] [--no-peer]",
             a => { EncoderStepBench.Run(a[1..]); return 0; }),
+        ["load-bert"] = ("HfModel.Load of a random bert-base-shaped safetensors checkpoint (110M params, /tmp) [--reps N] [--dir PATH]", HfLoadBench.Run),
         ["gemm-parts"] = ("GEMM pieces alone: micro-kernel GFLOP/s on cached panels, packing rates [--kernel 14x32] [--mc N --kc N]", GemmBench.Parts),
     };
 

@@ -1,3 +1,4 @@
+using Whetstone.Models.Checkpoints;
 using Whetstone.Nn;
 using Whetstone.Nn.Layers;
 using Whetstone.Tensors;
@@ -21,9 +22,29 @@ public sealed record BertConfig(
     float LayerNormEps = 1e-12f,
     string HiddenAct = "gelu",
     float HiddenDropoutProb = 0.1f,
-    float AttentionProbsDropoutProb = 0.1f)
+    float AttentionProbsDropoutProb = 0.1f,
+    int PadTokenId = 0,
+    float InitializerRange = 0.02f,
+    float? ClassifierDropout = null)
 {
     public static BertConfig Base => new();
+
+    /// <summary>Reads a BERT or RoBERTa/XLM-R <c>config.json</c> (missing fields take the transformers defaults).</summary>
+    internal static BertConfig FromHf(HfConfig c) => new(
+        VocabSize: c.Int("vocab_size", 30522),
+        HiddenSize: c.Int("hidden_size", 768),
+        NumHiddenLayers: c.Int("num_hidden_layers", 12),
+        NumAttentionHeads: c.Int("num_attention_heads", 12),
+        IntermediateSize: c.Int("intermediate_size", 3072),
+        MaxPositionEmbeddings: c.Int("max_position_embeddings", 512),
+        TypeVocabSize: c.Int("type_vocab_size", 2),
+        LayerNormEps: c.Float("layer_norm_eps", 1e-12f),
+        HiddenAct: c.String("hidden_act", "gelu"),
+        HiddenDropoutProb: c.Float("hidden_dropout_prob", 0.1f),
+        AttentionProbsDropoutProb: c.Float("attention_probs_dropout_prob", 0.1f),
+        PadTokenId: c.Int("pad_token_id", 0),
+        InitializerRange: c.Float("initializer_range", 0.02f),
+        ClassifierDropout: c.FloatOrNull("classifier_dropout"));
 }
 
 /// <summary>Word + position (+ token type) embeddings, then LayerNorm and dropout.</summary>
@@ -36,9 +57,9 @@ public sealed class BertEmbeddings : Module
 
     public BertEmbeddings(BertConfig c, Rng rng)
     {
-        _word = RegisterModule("word_embeddings", new Embedding(c.VocabSize, c.HiddenSize, rng));
-        _position = RegisterModule("position_embeddings", new Embedding(c.MaxPositionEmbeddings, c.HiddenSize, rng));
-        if (c.TypeVocabSize > 0) _tokenType = RegisterModule("token_type_embeddings", new Embedding(c.TypeVocabSize, c.HiddenSize, rng));
+        _word = RegisterModule("word_embeddings", ModelInit.Embedding(c.VocabSize, c.HiddenSize, rng));
+        _position = RegisterModule("position_embeddings", ModelInit.Embedding(c.MaxPositionEmbeddings, c.HiddenSize, rng));
+        if (c.TypeVocabSize > 0) _tokenType = RegisterModule("token_type_embeddings", ModelInit.Embedding(c.TypeVocabSize, c.HiddenSize, rng));
         _norm = RegisterModule("LayerNorm", new LayerNorm(c.HiddenSize, c.LayerNormEps));
         _dropout = RegisterModule("dropout", new Dropout(c.HiddenDropoutProb, rng));
     }
@@ -72,23 +93,16 @@ public sealed class BertSelfAttention : Module
         if (c.HiddenSize % c.NumAttentionHeads != 0)
             throw new ArgumentException($"hidden_size {c.HiddenSize} is not divisible by num_attention_heads {c.NumAttentionHeads}.");
         _heads = c.NumAttentionHeads;
-        Query = RegisterModule("query", new Linear(c.HiddenSize, c.HiddenSize, true, rng));
-        Key = RegisterModule("key", new Linear(c.HiddenSize, c.HiddenSize, true, rng));
-        Value = RegisterModule("value", new Linear(c.HiddenSize, c.HiddenSize, true, rng));
+        Query = RegisterModule("query", ModelInit.Linear(c.HiddenSize, c.HiddenSize, rng));
+        Key = RegisterModule("key", ModelInit.Linear(c.HiddenSize, c.HiddenSize, rng));
+        Value = RegisterModule("value", ModelInit.Linear(c.HiddenSize, c.HiddenSize, rng));
         _dropout = c.AttentionProbsDropoutProb;
         _rng = rng;
     }
 
     /// <summary>x (B, T, D), mask (B, T) of 1/0 → context (B, T, D).</summary>
-    public Tensor Forward(Tensor x, Tensor? mask)
-    {
-        int b = x.Dim(0), t = x.Dim(1), d = x.Dim(2), dh = d / _heads;
-        Tensor Split(Tensor y) => y.Reshape(b, t, _heads, dh).Permute(0, 2, 1, 3);   // (B, H, T, Dh)
-        float p = IsTraining ? _dropout : 0;
-        var ctx = Tensor.ScaledDotProductAttention(Split(Query.Forward(x)), Split(Key.Forward(x)), Split(Value.Forward(x)), causal: false, mask,
-            dropout: p, rng: p > 0 ? _rng : null);
-        return ctx.Permute(0, 2, 1, 3).Reshape(b, t, d);                                   // free: stored (B, T, H, Dh)
-    }
+    public Tensor Forward(Tensor x, Tensor? mask) =>
+        EncoderOps.SelfAttention(Query.Forward(x), Key.Forward(x), Value.Forward(x), _heads, mask, IsTraining ? _dropout : 0, _rng);
 }
 
 /// <summary>A dense projection followed by dropout, a residual add and LayerNorm (BertSelfOutput / BertOutput).</summary>
@@ -100,7 +114,7 @@ public sealed class BertResidualOutput : Module
 
     public BertResidualOutput(int inFeatures, BertConfig c, Rng rng)
     {
-        Dense = RegisterModule("dense", new Linear(inFeatures, c.HiddenSize, true, rng));
+        Dense = RegisterModule("dense", ModelInit.Linear(inFeatures, c.HiddenSize, rng));
         Norm = RegisterModule("LayerNorm", new LayerNorm(c.HiddenSize, c.LayerNormEps));
         _dropout = RegisterModule("dropout", new Dropout(c.HiddenDropoutProb, rng));
     }
@@ -135,7 +149,7 @@ public sealed class BertIntermediate : Module
             "gelu_new" or "gelu_pytorch_tanh" => true,
             _ => throw new NotSupportedException($"hidden_act '{c.HiddenAct}' is not supported (gelu, gelu_new, gelu_pytorch_tanh)."),
         };
-        Dense = RegisterModule("dense", new Linear(c.HiddenSize, c.IntermediateSize, true, rng));
+        Dense = RegisterModule("dense", ModelInit.Linear(c.HiddenSize, c.IntermediateSize, rng));
     }
 
     public Tensor Forward(Tensor x) => Dense.Forward(x).Gelu(_tanhGelu);
@@ -171,15 +185,7 @@ public sealed class BertEncoder : Module
         for (int i = 0; i < c.NumHiddenLayers; i++) Layer.Add(new BertLayer(c, rng));
     }
 
-    public Tensor Forward(Tensor x, Tensor? mask)
-    {
-        foreach (var layer in Layer)
-        {
-            var input = x;
-            x = TensorScope.Release(() => layer.Forward(input, mask));   // frozen layers keep no activations
-        }
-        return x;
-    }
+    public Tensor Forward(Tensor x, Tensor? mask) => EncoderOps.RunLayers(Layer, x, (layer, h) => layer.Forward(h, mask));
 }
 
 /// <summary>tanh(dense(h[:, 0])): the [CLS] pooler.</summary>
@@ -187,7 +193,7 @@ public sealed class BertPooler : Module
 {
     public Linear Dense { get; }
 
-    public BertPooler(BertConfig c, Rng rng) => Dense = RegisterModule("dense", new Linear(c.HiddenSize, c.HiddenSize, true, rng));
+    public BertPooler(BertConfig c, Rng rng) => Dense = RegisterModule("dense", ModelInit.Linear(c.HiddenSize, c.HiddenSize, rng));
 
     public Tensor Forward(Tensor hidden) => Dense.Forward(hidden.Select(1, 0)).Tanh();
 }
@@ -216,20 +222,68 @@ public sealed class BertModel : Module
 }
 
 /// <summary>BERT with a dropout + linear classifier on the pooled [CLS] vector (BertForSequenceClassification).</summary>
-public sealed class BertForSequenceClassification : Module
+public sealed class BertForSequenceClassification : TextEncoderClassifier
 {
     private readonly Dropout _dropout;
+    public BertConfig Config { get; }
     public BertModel Bert { get; }
     public Linear Classifier { get; }
 
     public BertForSequenceClassification(BertConfig c, int numLabels, Rng rng)
     {
+        Config = c;
         Bert = RegisterModule("bert", new BertModel(c, rng));
-        _dropout = RegisterModule("dropout", new Dropout(c.HiddenDropoutProb, rng));
-        Classifier = RegisterModule("classifier", new Linear(c.HiddenSize, numLabels, true, rng));
+        _dropout = RegisterModule("dropout", new Dropout(c.ClassifierDropout ?? c.HiddenDropoutProb, rng));
+        Classifier = RegisterModule("classifier", ModelInit.Linear(c.HiddenSize, numLabels, rng));
     }
 
     /// <summary>Logits (B, labels).</summary>
-    public Tensor Forward(int[] ids, int b, int t, Tensor? attentionMask = null, int[]? tokenTypes = null) =>
-        Classifier.Forward(_dropout.Forward(Bert.Forward(ids, b, t, attentionMask, tokenTypes).Pooled));
+    public override Tensor Forward(int[] ids, int batch, int seqLen, Tensor? attentionMask = null, int[]? tokenTypes = null) =>
+        Classifier.Forward(_dropout.Forward(Bert.Forward(ids, batch, seqLen, attentionMask, tokenTypes).Pooled));
+
+    public override Tensor Encode(int[] ids, int batch, int seqLen, Tensor? attentionMask = null, int[]? tokenTypes = null) =>
+        Bert.Forward(ids, batch, seqLen, attentionMask, tokenTypes).Hidden;
+
+    public override string ModelType => "bert";
+    public override int NumLabels => Classifier.OutFeatures;
+    public override int HiddenSize => Config.HiddenSize;
+    public override int NumLayers => Config.NumHiddenLayers;
+    public override int MaxSequenceLength => Config.MaxPositionEmbeddings;
+    public override string EmbeddingsPath => "bert.embeddings";
+    public override string LayerPath(int i) => $"bert.encoder.layer.{i}";
+    public override IReadOnlyList<string> HeadPaths => ["bert.pooler", "classifier"];
+    public override string LoraTargets => "query|value";
+    public override string LoraModulesToSave => "classifier";
+
+    /// <summary>
+    /// Hugging Face checkpoint key → module path. <c>{base}</c> is the optional <c>bert.</c> prefix (BertModel and
+    /// sentence-transformers checkpoints have none), <c>{n}</c> a layer index, <c>{w}</c> weight or bias, <c>*</c> anything;
+    /// a null module path ignores the key. Covers BertModel, BertFor{SequenceClassification, PreTraining, MaskedLM}.
+    /// </summary>
+    internal static readonly HfKeyMap KeyMap = new("bert.",
+    [
+        ("{base}embeddings.word_embeddings.weight", "bert.embeddings.word_embeddings.weight"),
+        ("{base}embeddings.position_embeddings.weight", "bert.embeddings.position_embeddings.weight"),
+        ("{base}embeddings.token_type_embeddings.weight", "bert.embeddings.token_type_embeddings.weight"),
+        ("{base}embeddings.LayerNorm.{w}", "bert.embeddings.LayerNorm.{w}"),
+        ("{base}encoder.layer.{n}.attention.self.query.{w}", "bert.encoder.layer.{n}.attention.self.query.{w}"),
+        ("{base}encoder.layer.{n}.attention.self.key.{w}", "bert.encoder.layer.{n}.attention.self.key.{w}"),
+        ("{base}encoder.layer.{n}.attention.self.value.{w}", "bert.encoder.layer.{n}.attention.self.value.{w}"),
+        ("{base}encoder.layer.{n}.attention.output.dense.{w}", "bert.encoder.layer.{n}.attention.output.dense.{w}"),
+        ("{base}encoder.layer.{n}.attention.output.LayerNorm.{w}", "bert.encoder.layer.{n}.attention.output.LayerNorm.{w}"),
+        ("{base}encoder.layer.{n}.intermediate.dense.{w}", "bert.encoder.layer.{n}.intermediate.dense.{w}"),
+        ("{base}encoder.layer.{n}.output.dense.{w}", "bert.encoder.layer.{n}.output.dense.{w}"),
+        ("{base}encoder.layer.{n}.output.LayerNorm.{w}", "bert.encoder.layer.{n}.output.LayerNorm.{w}"),
+        ("{base}pooler.dense.{w}", "bert.pooler.dense.{w}"),
+        ("classifier.{w}", "classifier.{w}"),
+        ("{base}embeddings.position_ids", null),          // a buffer: positions are computed
+        ("{base}embeddings.token_type_ids", null),        // a buffer of zeros
+        ("cls.*", null),                                  // masked-LM / next-sentence pre-training heads
+    ]);
+
+    /// <summary>Modules a checkpoint may lack; they are initialised fresh (and reported) instead of failing the load.</summary>
+    internal static readonly string[] OptionalModules = ["bert.pooler.dense", "classifier"];
+
+    /// <summary>The module whose output size is the label count.</summary>
+    internal const string ClassifierOut = "classifier";
 }

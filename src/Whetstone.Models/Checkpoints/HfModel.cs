@@ -1,0 +1,293 @@
+using System.Diagnostics;
+using System.Text;
+using System.Text.Json;
+using Whetstone.Models.Bert;
+using Whetstone.Models.DistilBert;
+using Whetstone.Models.Roberta;
+using Whetstone.Models.Tokenizers;
+using Whetstone.Nn;
+using Whetstone.Tensors;
+
+namespace Whetstone.Models.Checkpoints;
+
+/// <summary>One checkpoint tensor copied into the model.</summary>
+public sealed record HfKeyUse(string Key, string File, string ModulePath);
+
+/// <summary>What <see cref="HfModel.Load"/> did: every checkpoint key is either used or ignored; fresh modules are named.</summary>
+public sealed record HfLoadReport(
+    string ModelType,
+    string Folder,
+    IReadOnlyList<string> WeightFiles,
+    int NumLabels,
+    IReadOnlyList<string>? Labels,
+    IReadOnlyList<HfKeyUse> UsedKeys,
+    IReadOnlyList<string> IgnoredKeys,
+    IReadOnlyList<string> NewModules,
+    IReadOnlyList<string> Notes,
+    double LoadMilliseconds)
+{
+    /// <summary>True when the whole model, head included, came from the checkpoint.</summary>
+    public bool Complete => NewModules.Count == 0;
+
+    public override string ToString()
+    {
+        var sb = new StringBuilder();
+        sb.Append($"{ModelType} from {Folder} ({string.Join(", ", WeightFiles.Select(System.IO.Path.GetFileName))}): ")
+          .Append($"{UsedKeys.Count} tensors used, {IgnoredKeys.Count} ignored, {NumLabels} labels, {LoadMilliseconds:F0} ms");
+        if (NewModules.Count > 0) sb.Append($"\n  newly initialised (train before use): {string.Join(", ", NewModules)}");
+        foreach (var n in Notes) sb.Append("\n  ").Append(n);
+        return sb.ToString();
+    }
+}
+
+/// <summary>
+/// Loads Hugging Face encoder checkpoints (BERT incl. MiniLM/TinyBERT/sentence-transformers, DistilBERT, RoBERTa/XLM-R)
+/// from a model folder or the hub cache into a <see cref="TextEncoderClassifier"/>, exactly: every checkpoint key is
+/// used or explicitly ignored by the family's key map, every shape is checked, and tensors are converted straight from
+/// the memory-mapped safetensors file into parameter storage.
+/// </summary>
+public static class HfModel
+{
+    private sealed record Family(string Name, HfKeyMap KeyMap, string[] OptionalModules, string ClassifierOut,
+        Func<HfConfig, int, Rng, TextEncoderClassifier> Create, Func<HfConfig, float> InitStd);
+
+    private static readonly Dictionary<string, Family> Families = BuildFamilies();
+
+    private static Dictionary<string, Family> BuildFamilies()
+    {
+        var bert = new Family("bert", BertForSequenceClassification.KeyMap, BertForSequenceClassification.OptionalModules,
+            BertForSequenceClassification.ClassifierOut,
+            (c, n, rng) => new BertForSequenceClassification(BertConfig.FromHf(c), n, rng), c => c.Float("initializer_range", 0.02f));
+        var distil = new Family("distilbert", DistilBertForSequenceClassification.KeyMap, DistilBertForSequenceClassification.OptionalModules,
+            DistilBertForSequenceClassification.ClassifierOut,
+            (c, n, rng) => new DistilBertForSequenceClassification(DistilBertConfig.FromHf(c), n, rng), c => c.Float("initializer_range", 0.02f));
+        Family Roberta(string type) => new(type, RobertaForSequenceClassification.KeyMap, RobertaForSequenceClassification.OptionalModules,
+            RobertaForSequenceClassification.ClassifierOut,
+            (c, n, rng) => new RobertaForSequenceClassification(BertConfig.FromHf(c), n, rng, type), c => c.Float("initializer_range", 0.02f));
+        return new(StringComparer.Ordinal) { ["bert"] = bert, ["distilbert"] = distil, ["roberta"] = Roberta("roberta"), ["xlm-roberta"] = Roberta("xlm-roberta") };
+    }
+
+    /// <summary>The <c>model_type</c> values this loader reads.</summary>
+    public static IReadOnlyList<string> SupportedModelTypes => Families.Keys.Order(StringComparer.Ordinal).ToList();
+
+    /// <summary>
+    /// Loads a sequence classifier from a folder (config.json + model.safetensors, or shards with
+    /// model.safetensors.index.json; tokenizer files when present) or a hub name <c>org/name</c> found in the local
+    /// Hugging Face cache (<c>HF_HUB_CACHE</c>, else <c>HF_HOME</c>/hub, else ~/.cache/huggingface/hub).
+    /// The head is taken from the checkpoint when it has one with <paramref name="numLabels"/> outputs (default: the
+    /// checkpoint's or config's label count, else 2); otherwise it is initialised fresh (seeded by <paramref name="seed"/>)
+    /// and the report names it. The model is returned in evaluation mode.
+    /// </summary>
+    public static (TextEncoderClassifier Model, HfLoadReport Report) Load(string pathOrName, int? numLabels = null, int seed = 0)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(pathOrName);
+        if (numLabels is <= 0) throw new ArgumentOutOfRangeException(nameof(numLabels), "numLabels must be positive.");
+        var sw = Stopwatch.StartNew();
+        var folder = ResolveFolder(pathOrName, Environment.GetEnvironmentVariable);
+        var config = HfConfig.Load(System.IO.Path.Combine(folder, "config.json"));
+        var modelType = config.StringOrNull("model_type")
+            ?? throw new HfCheckpointException(HfFault.UnknownModelType, config.Path, $"config.json has no model_type; supported: {string.Join(", ", SupportedModelTypes)}.", "model_type");
+        if (!Families.TryGetValue(modelType, out var family))
+            throw new HfCheckpointException(HfFault.UnknownModelType, config.Path, $"model_type '{modelType}' is not supported; supported: {string.Join(", ", SupportedModelTypes)}.", "model_type");
+
+        var files = OpenWeights(folder);
+        try
+        {
+            var (model, report) = Build(family, config, folder, files, numLabels, seed);
+            model.Tokenizer = HfTokenizer.TryLoad(folder, modelType);
+            return (model, report with { LoadMilliseconds = sw.Elapsed.TotalMilliseconds });
+        }
+        finally
+        {
+            foreach (var (f, _) in files) f.Dispose();
+        }
+    }
+
+    private static (TextEncoderClassifier, HfLoadReport) Build(Family family, HfConfig config, string folder,
+        List<(SafeTensorsFile File, IReadOnlyList<string> Keys)> files, int? requestedLabels, int seed)
+    {
+        // 1. map every checkpoint key (used / ignored / unknown)
+        var mapped = new List<(SafeTensorsFile File, string Key, string Target)>();
+        var ignored = new List<string>();
+        foreach (var (file, keys) in files)
+            foreach (var key in keys)
+            {
+                if (!family.KeyMap.TryMap(key, out var target))
+                    throw new HfCheckpointException(HfFault.UnexpectedKey, file.Path,
+                        $"the {family.Name} key map neither uses nor ignores this tensor (is model_type right?). Known patterns: {string.Join(", ", family.KeyMap.Patterns.Take(8))}, …", key);
+                if (target is null) ignored.Add(key);
+                else mapped.Add((file, key, target));
+            }
+
+        // 2. the label count: asked for, else the checkpoint head's, else the config's, else 2
+        var headWeight = family.ClassifierOut + ".weight";
+        var ckptHead = mapped.FirstOrDefault(m => m.Target == headWeight);
+        int? ckptLabels = ckptHead.File is null ? null : ckptHead.File.Info(ckptHead.Key).Shape[0];
+        var labels = config.Labels();
+        int numLabels = requestedLabels ?? ckptLabels ?? config.LabelCount() ?? 2;
+        if (labels is not null && labels.Count != numLabels) labels = null;
+
+        TextEncoderClassifier model;
+        using (ModelInit.SkipWeightInit()) model = family.Create(config, numLabels, new Rng((ulong)seed));
+        var tensors = model.StateDict();
+
+        // 3. check every mapped key against the model: exists, filled once, right shape
+        var notes = new List<string>();
+        var plan = new List<(SafeTensorsFile File, string Key, Tensor Target)>();
+        var filled = new Dictionary<string, string>(StringComparer.Ordinal);
+        var used = new List<HfKeyUse>();
+        foreach (var (file, key, target) in mapped)
+        {
+            if (!tensors.TryGetValue(target, out var t))
+                throw new HfCheckpointException(HfFault.UnexpectedKey, file.Path, $"maps to '{target}', which this {family.Name} model does not have.", key);
+            if (filled.TryGetValue(target, out var other))
+                throw new HfCheckpointException(HfFault.DuplicateKey, file.Path, $"fills '{target}', which '{other}' already filled.", key);
+            var info = file.Info(key);
+            if (!info.Shape.AsSpan().SequenceEqual(t.Shape))
+            {
+                if (IsUnder(target, family.ClassifierOut) && ckptLabels != numLabels)
+                {
+                    ignored.Add(key);
+                    continue;
+                }
+                throw new HfCheckpointException(HfFault.ShapeMismatch, file.Path,
+                    $"shape {Shapes.Format(info.Shape)} in the checkpoint, {Shapes.Format(t.Shape.ToArray())} in the model built from config.json ('{target}').", key);
+            }
+            filled[target] = key;
+            plan.Add((file, key, t));
+            used.Add(new HfKeyUse(key, System.IO.Path.GetFileName(file.Path), target));
+        }
+        if (ckptLabels is not null && ckptLabels != numLabels)
+            notes.Add($"the checkpoint's classifier has {ckptLabels} labels, {numLabels} were asked for: '{family.ClassifierOut}' is new.");
+
+        // 4. every model tensor must be filled, unless it belongs to an optional (head) module
+        var fresh = new List<string>();
+        var missing = new List<string>();
+        foreach (var (name, _) in tensors)
+        {
+            if (filled.ContainsKey(name)) continue;
+            var owner = family.OptionalModules.FirstOrDefault(m => IsUnder(name, m));
+            if (owner is null) missing.Add(name);
+            else if (!fresh.Contains(owner)) fresh.Add(owner);
+        }
+        if (missing.Count > 0)
+            throw new HfCheckpointException(HfFault.MissingKey, files[0].File.Path,
+                $"{missing.Count} model tensor(s) are in no checkpoint file: {string.Join(", ", missing.Take(12))}{(missing.Count > 12 ? ", …" : "")}.");
+
+        // 5. convert straight from the mapped files into parameter storage
+        using (Whetstone.Tensors.Autograd.Graph.NoGrad())
+            Parallel.ForEach(plan, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, Environment.ProcessorCount) }, p =>
+            {
+                var info = p.File.Info(p.Key);
+                DTypes.ToFloat32(p.File.RawBytes(p.Key), info.DType, p.Target.Span);
+            });
+
+        // 6. fresh modules as transformers initialises them
+        var rng = new Rng((ulong)seed * 7919 + 17);
+        float std = family.InitStd(config);
+        foreach (var m in fresh) ModelInit.HfInit(model.GetModule(m), rng, std);
+        if (fresh.Count > 0) notes.Add($"{string.Join(", ", fresh)} initialised fresh (N(0, {std})): fine-tune before predicting.");
+        model.Eval();
+
+        var report = new HfLoadReport(family.Name, folder, files.Select(f => f.File.Path).ToList(), numLabels, labels,
+            used, ignored, fresh, notes, 0);
+        return (model, report);
+    }
+
+    private static bool IsUnder(string name, string module) =>
+        name.Length > module.Length && name.StartsWith(module, StringComparison.Ordinal) && name[module.Length] == '.';
+
+    /// <summary>The safetensors files of a folder with their keys: one file, or the shards an index names.</summary>
+    private static List<(SafeTensorsFile, IReadOnlyList<string>)> OpenWeights(string folder)
+    {
+        var single = System.IO.Path.Combine(folder, "model.safetensors");
+        var index = System.IO.Path.Combine(folder, "model.safetensors.index.json");
+        var result = new List<(SafeTensorsFile, IReadOnlyList<string>)>();
+        try
+        {
+            if (File.Exists(single))
+            {
+                var f = SafeTensorsFile.Open(Real(single));
+                result.Add((f, f.Names));
+                return result;
+            }
+            if (!File.Exists(index))
+            {
+                var other = new[] { "pytorch_model.bin", "tf_model.h5", "model.onnx", "flax_model.msgpack" }.FirstOrDefault(n => File.Exists(System.IO.Path.Combine(folder, n)));
+                throw new HfCheckpointException(HfFault.MissingFile, folder,
+                    "no model.safetensors or model.safetensors.index.json" + (other is null ? "." : $"; {other} is not read (convert it to safetensors)."));
+            }
+            var byFile = ReadIndex(index);
+            foreach (var (name, keys) in byFile)
+            {
+                var path = System.IO.Path.Combine(folder, name);
+                if (!File.Exists(path)) throw new HfCheckpointException(HfFault.MissingFile, path, $"shard named by {System.IO.Path.GetFileName(index)} is missing.");
+                var f = SafeTensorsFile.Open(Real(path));
+                result.Add((f, f.Names));
+                foreach (var k in keys)
+                    if (!f.Contains(k)) throw new HfCheckpointException(HfFault.MissingKey, path, "the index places this tensor in this shard, which lacks it.", k);
+                foreach (var k in f.Names)
+                    if (!keys.Contains(k)) throw new HfCheckpointException(HfFault.UnexpectedKey, path, "this shard holds a tensor its index does not list.", k);
+            }
+            return result;
+        }
+        catch
+        {
+            foreach (var (f, _) in result) f.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The file a hub-cache snapshot link points to (snapshots link into blobs/), so sizes and maps are the blob's.</summary>
+    private static string Real(string path) => File.ResolveLinkTarget(path, returnFinalTarget: true)?.FullName ?? path;
+
+    private static SortedDictionary<string, HashSet<string>> ReadIndex(string path)
+    {
+        var byFile = new SortedDictionary<string, HashSet<string>>(StringComparer.Ordinal);
+        try
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllBytes(path));
+            if (!doc.RootElement.TryGetProperty("weight_map", out var map) || map.ValueKind != JsonValueKind.Object)
+                throw new HfCheckpointException(HfFault.InvalidConfig, path, "no 'weight_map' object.", "weight_map");
+            foreach (var p in map.EnumerateObject())
+            {
+                if (p.Value.ValueKind != JsonValueKind.String) throw new HfCheckpointException(HfFault.InvalidConfig, path, "the shard name is not a string.", p.Name);
+                var file = p.Value.GetString()!;
+                if (file.Contains('/') || file.Contains('\\') || file.StartsWith('.')) throw new HfCheckpointException(HfFault.InvalidConfig, path, $"shard name '{file}' is not a plain file name.", p.Name);
+                if (!byFile.TryGetValue(file, out var keys)) byFile[file] = keys = new HashSet<string>(StringComparer.Ordinal);
+                keys.Add(p.Name);
+            }
+        }
+        catch (JsonException e) { throw new HfCheckpointException(HfFault.InvalidConfig, path, $"not valid JSON ({e.Message})."); }
+        return byFile;
+    }
+
+    /// <summary>
+    /// A folder path as is; otherwise a hub name <c>org/name</c> (or <c>name</c>) looked up in the hub cache:
+    /// <c>models--org--name/snapshots/&lt;rev&gt;</c>, the revision from <c>refs/main</c> when present, else the newest snapshot.
+    /// </summary>
+    internal static string ResolveFolder(string pathOrName, Func<string, string?> env)
+    {
+        if (Directory.Exists(pathOrName)) return System.IO.Path.GetFullPath(pathOrName);
+        string hub = env("HF_HUB_CACHE") is { Length: > 0 } h ? h
+            : System.IO.Path.Combine(env("HF_HOME") is { Length: > 0 } home ? home
+                : System.IO.Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "huggingface"), "hub");
+        var repo = System.IO.Path.Combine(hub, "models--" + pathOrName.Replace("/", "--", StringComparison.Ordinal));
+        var snapshots = System.IO.Path.Combine(repo, "snapshots");
+        if (Directory.Exists(snapshots))
+        {
+            var refMain = System.IO.Path.Combine(repo, "refs", "main");
+            if (File.Exists(refMain))
+            {
+                var rev = System.IO.Path.Combine(snapshots, File.ReadAllText(refMain).Trim());
+                if (Directory.Exists(rev)) return rev;
+            }
+            var newest = new DirectoryInfo(snapshots).GetDirectories()
+                .Where(d => File.Exists(System.IO.Path.Combine(d.FullName, "config.json")))
+                .OrderByDescending(d => d.LastWriteTimeUtc).FirstOrDefault();
+            if (newest is not null) return newest.FullName;
+        }
+        throw new HfCheckpointException(HfFault.ModelNotFound, pathOrName,
+            $"not a folder, and not in the Hugging Face cache (looked for {snapshots}; set HF_HUB_CACHE or HF_HOME, or download the model folder).");
+    }
+}
