@@ -73,7 +73,9 @@ public static class Thresholds
 {
     /// <summary>
     /// The threshold <paramref name="rule"/> picks on (<paramref name="truth"/>, <paramref name="scores"/>). Ties go to
-    /// the higher threshold. A recall target no threshold reaches gives the lowest threshold (everything positive) with
+    /// the higher threshold. The threshold returned lies midway between the chosen point's score and the next lower
+    /// distinct score, so it makes the same decisions on these examples as the chosen point while leaving a margin for
+    /// new ones (a threshold at the lowest validation positive would call many unseen positives negative). A recall target no threshold reaches gives the lowest threshold (everything positive) with
     /// <see cref="ThresholdChoice.Reached"/> false. "Nothing positive" is expressed as the next double above the highest
     /// score, so the threshold is always a finite number.
     /// </summary>
@@ -100,7 +102,8 @@ public static class Thresholds
                 for (int i = 1; i < sweep.Count; i++) if (sweep[i].F1 > sweep[best].F1) best = i;
                 break;
         }
-        double threshold = sweep[best].Threshold;
+        // midway to the next lower score: the same decisions on these examples, with a margin on both sides
+        double threshold = best + 1 < sweep.Count && double.IsFinite(sweep[best].Threshold) ? (sweep[best].Threshold + sweep[best + 1].Threshold) / 2 : sweep[best].Threshold;
         if (double.IsPositiveInfinity(threshold))
         {
             float max = float.NegativeInfinity;
@@ -117,6 +120,19 @@ public static class Thresholds
         if (e.Report.Labels.Count != 2 || e.Probabilities is null || e.Truth is null)
             throw new ArgumentException("A decision threshold needs a two-class evaluation that kept its probabilities.");
         return Choose(e.Truth, BinaryMetrics.PositiveScores(e.Probabilities, 2), rule);
+    }
+
+    /// <summary>The counts when predicting positive for score ≥ <paramref name="threshold"/>.</summary>
+    public static ThresholdPoint PointAt(ReadOnlySpan<int> truth, ReadOnlySpan<float> scores, double threshold)
+    {
+        if (truth.Length != scores.Length) throw new ArgumentException($"{truth.Length} labels but {scores.Length} scores.");
+        int tp = 0, fp = 0, fn = 0, tn = 0;
+        for (int i = 0; i < truth.Length; i++)
+        {
+            if (Decide(scores[i], threshold) == 1) { if (truth[i] == 1) tp++; else fp++; }
+            else if (truth[i] == 1) fn++; else tn++;
+        }
+        return new ThresholdPoint(threshold, tp, fp, fn, tn);
     }
 
     /// <summary>The label index for a positive-class probability: 1 when p ≥ threshold.</summary>

@@ -73,7 +73,23 @@ public static class HtmlReport
             bool binary = d.Labels.Count == 2 && d.After.Probabilities is not null && d.After.Truth is not null;
             BootstrapResult? Ci(EvalResult? e) => e is { Truth: not null, Predicted: not null, Count: > 0 } ? Bootstrap.Classification(e, seed: d.Seed) : null;
             double? Ece(EvalResult? e) => e is { Probabilities: not null, Truth: not null, Count: > 0 } ? Calibration.ExpectedCalibrationError(e) : null;
-            var decision = CalibratedDecision.Fit(d.Validation ?? d.After, Evaluation.ThresholdRule.Parse(d.ThresholdRule), fitTemperature: d.Validation is not null);
+            var rule = Evaluation.ThresholdRule.Parse(d.ThresholdRule);
+            CalibratedDecision decision;
+            if (d.Validation is not null) decision = CalibratedDecision.Fit(d.Validation, rule);
+            else
+            {
+                // no validation set: the bundle's stored temperature/threshold, else a threshold chosen on the evaluation itself
+                var stored = d.Temperature is double tt ? new TemperatureFit(tt, double.NaN, double.NaN, 0) : null;
+                ThresholdChoice? th = null;
+                if (binary)
+                {
+                    var scaled = stored is null ? d.After : Calibration.Apply(d.After, stored.Temperature);
+                    th = d.Threshold is double at
+                        ? new ThresholdChoice(at, rule, Thresholds.PointAt(scaled.Truth!, BinaryMetrics.PositiveScores(scaled.Probabilities!, 2), at))
+                        : Thresholds.Choose(scaled, rule);
+                }
+                decision = new CalibratedDecision(stored, th);
+            }
             var afterCal = decision.Temperature is { } t && d.After.Probabilities is not null ? Calibration.Apply(d.After, t.Temperature) : null;
             var valCal = decision.Temperature is { } tv && d.Validation?.Probabilities is not null ? Calibration.Apply(d.Validation, tv.Temperature) : null;
             return new Analysis(binary, Ci(d.After), Ci(d.Before), decision, afterCal, Ece(d.After), Ece(afterCal), Ece(d.Before), Ece(d.Validation), Ece(valCal));
@@ -106,7 +122,7 @@ public static class HtmlReport
         }
         sb.Append("</table>");
         if (a.Decision.Temperature is { } t)
-            sb.Append(CultureInfo.InvariantCulture, $"<p>Temperature scaling (T = {t.Temperature:F3}, fitted on validation) changes the ECE from {F3(a.EceAfter ?? double.NaN)} to {F3(a.EceAfterCalibrated ?? double.NaN)}; accuracy is unchanged.</p>");
+            sb.Append(CultureInfo.InvariantCulture, $"<p>Temperature scaling (T = {t.Temperature:F3}, {(t.Count > 0 ? "fitted on validation" : "from the bundle")}) changes the ECE from {F3(a.EceAfter ?? double.NaN)} to {F3(a.EceAfterCalibrated ?? double.NaN)}; accuracy is unchanged.</p>");
         return Section("summary", "Before vs after fine-tuning", sb.ToString());
     }
 
@@ -226,24 +242,16 @@ public static class HtmlReport
         if (a.Decision.Threshold is { } th)
         {
             // the threshold applies to temperature-scaled probabilities; its counts on the evaluation set:
-            var scores = BinaryMetrics.PositiveScores((a.AfterCalibrated ?? d.After).Probabilities!, 2);
-            var truth = d.After.Truth!;
-            int tp = 0, fp = 0, fn = 0, tn = 0;
-            for (int i = 0; i < truth.Length; i++)
-            {
-                bool pos = Thresholds.Decide(scores[i], th.Threshold) == 1;
-                if (pos) { if (truth[i] == 1) tp++; else fp++; }
-                else if (truth[i] == 1) fn++; else tn++;
-            }
-            var p = new ThresholdPoint(th.Threshold, tp, fp, fn, tn);
+            var p = Thresholds.PointAt(d.After.Truth!, BinaryMetrics.PositiveScores((a.AfterCalibrated ?? d.After).Probabilities!, 2), th.Threshold);
             rocMark = (p.FalsePositiveRate, p.Recall, $"threshold {th.Threshold:F3}");
             prMark = (p.Recall, p.Precision, $"threshold {th.Threshold:F3}");
-            string where = d.Validation is null ? "the evaluation set itself (no validation set was given, so it is optimistic)" : "the validation set";
+            string where = d.Validation is not null ? "the validation set" : d.Threshold is not null ? "the validation set at training time (stored in the bundle)"
+                : "the evaluation set itself (no validation set was given, so it is optimistic)";
             sb.Append(CultureInfo.InvariantCulture, $"<p>Decision threshold <b>{th.Threshold:F4}</b> on the {(a.Decision.Temperature is null ? "" : "temperature-scaled ")}probability of <b>{H(positive)}</b>: rule <code>{H(th.Rule.ToString())}</code> ({H(th.Rule.Describe())}), chosen on {where}");
             if (!th.Reached) sb.Append(" — the target recall was not reached; every example is predicted positive");
             sb.Append(".</p><table class=\"num\"><tr><th></th><th>TP</th><th>FP</th><th>FN</th><th>TN</th><th>precision</th><th>recall</th><th>F1</th></tr>");
             void Row(string name, ThresholdPoint q) => sb.Append(CultureInfo.InvariantCulture, $"<tr><td>{name}</td><td>{q.TruePositives}</td><td>{q.FalsePositives}</td><td>{q.FalseNegatives}</td><td>{q.TrueNegatives}</td><td>{F3(q.Precision)}</td><td>{F3(q.Recall)}</td><td>{F3(q.F1)}</td></tr>");
-            Row(d.Validation is null ? "chosen on (evaluation)" : "validation", th.Point);
+            if (d.Validation is not null) Row("validation", th.Point);
             Row($"{H(d.EvaluatedOn)} at this threshold", p);
             sb.Append("</table>");
         }
@@ -262,14 +270,17 @@ public static class HtmlReport
         sb.Append("<p>Confidence is the top-class probability; ECE = Σ (n<sub>bin</sub>/N)·|accuracy − mean confidence| over 15 equal-width bins. ");
         if (a.Decision.Temperature is { } t)
         {
-            sb.Append(CultureInfo.InvariantCulture, $"Temperature scaling divides the logits by T = <b>{t.Temperature:F3}</b>, fitted on {t.Count:N0} validation examples by minimising their negative log-likelihood ({t.NllBefore:F4} → {t.NllAfter:F4}).</p>");
+            sb.Append(CultureInfo.InvariantCulture, $"Temperature scaling divides the logits by T = <b>{t.Temperature:F3}</b>, ");
+            sb.Append(t.Count > 0
+                ? string.Create(CultureInfo.InvariantCulture, $"fitted on {t.Count:N0} validation examples by minimising their negative log-likelihood ({t.NllBefore:F4} → {t.NllAfter:F4}).</p>")
+                : "stored in the bundle (fitted on the validation set when the model was trained).</p>");
             sb.Append("<table class=\"num\"><tr><th>ECE</th><th>before temperature scaling</th><th>after temperature scaling</th></tr>");
-            sb.Append(CultureInfo.InvariantCulture, $"<tr><td>validation</td><td>{F4(a.EceValidation)}</td><td>{F4(a.EceValidationCalibrated)}</td></tr>");
+            if (d.Validation is not null) sb.Append(CultureInfo.InvariantCulture, $"<tr><td>validation</td><td>{F4(a.EceValidation)}</td><td>{F4(a.EceValidationCalibrated)}</td></tr>");
             sb.Append(CultureInfo.InvariantCulture, $"<tr><td>{H(d.EvaluatedOn)}</td><td>{F4(a.EceAfter)}</td><td><b>{F4(a.EceAfterCalibrated)}</b></td></tr>");
             if (a.EceBefore is { } eb) sb.Append(CultureInfo.InvariantCulture, $"<tr><td>{H(d.EvaluatedOn)}, model before fine-tuning</td><td>{F4(eb)}</td><td>–</td></tr>");
             sb.Append("</table>");
         }
-        else sb.Append("No validation set was given, so no temperature was fitted.</p>");
+        else sb.Append("No validation set (or stored temperature) was given, so no temperature was fitted.</p>");
         var (p, truth, k) = (d.After.Probabilities, d.After.Truth, d.Labels.Count);
         sb.Append("<div class=\"grid\">");
         sb.Append(Img(Plots.Reliability($"{d.EvaluatedOn}: as trained (ECE {F4(a.EceAfter)})", Calibration.Bins(p, k, truth)), "reliability diagram before temperature scaling"));
@@ -354,8 +365,8 @@ public static class HtmlReport
         table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ddd;padding:3px 8px}th{background:#f0f3f6}
         table.num td{text-align:right}table.num td:first-child{text-align:left}
         table.info td:first-child{color:#555;padding-right:16px}table.info td{border:none;padding:1px 8px 1px 0;text-align:left}
-        table.cm td{width:42px;height:24px;text-align:center;font-variant-numeric:tabular-nums;border:1px solid #fff}
-        table.cm th.lbl{text-align:left;white-space:nowrap;font-weight:normal}
+        table.cm td{width:34px;height:22px;font-size:12px;text-align:center;font-variant-numeric:tabular-nums;border:1px solid #fff}
+        table.cm th{font-size:12px}table.cm th.lbl{text-align:left;white-space:nowrap;font-weight:normal}
         tr.total td{border-top:2px solid #888}tr.best td{background:#eaf4ea}
         .ci{color:#666;font-size:12px}.up{color:#2a7d2a}.down{color:#b22}.note{color:#777;font-style:italic}
         .grid{display:flex;flex-wrap:wrap;gap:12px}.grid img{border:1px solid #e3e3e3}

@@ -31,6 +31,10 @@ public sealed record ReportData
     /// (see <see cref="HtmlReport.ImageExamples"/>). Null: mistakes are listed without their input.
     /// </summary>
     public Func<int, (string? Text, byte[]? Png)>? Example { get; init; }
+    /// <summary>Without <see cref="Validation"/>: a temperature fitted earlier (the bundle's) to report calibration with.</summary>
+    public double? Temperature { get; init; }
+    /// <summary>Without <see cref="Validation"/>: a two-class decision threshold chosen earlier (the bundle's), by <see cref="ThresholdRule"/>.</summary>
+    public double? Threshold { get; init; }
     /// <summary>How a binary task's decision threshold is chosen (<see cref="ThresholdRule.Parse"/> forms).</summary>
     public string ThresholdRule { get; init; } = "max_f1";
     /// <summary>How many of the most confident mistakes to show.</summary>

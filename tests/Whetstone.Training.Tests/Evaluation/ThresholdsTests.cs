@@ -13,19 +13,20 @@ public class ThresholdsTests
     public void MaxF1PicksTheBestF1()
     {
         var c = Thresholds.Choose(Y, S, ThresholdRule.MaxF1);
-        Assert.Equal(0.6, c.Threshold, 6);
+        Assert.Equal(0.55, c.Threshold, 6);                  // midway between 0.6 and the next score, 0.5
         Assert.Equal(0.75, c.Point.F1, 12);
         Assert.Equal((3, 1, 1, 3), (c.Point.TruePositives, c.Point.FalsePositives, c.Point.FalseNegatives, c.Point.TrueNegatives));
+        Assert.Equal(c.Point with { Threshold = c.Threshold }, Thresholds.PointAt(Y, S, c.Threshold));   // the threshold makes the chosen point's decisions
     }
 
     [Fact]
     public void ARecallTargetTakesTheMostPreciseThresholdThatReachesIt()
     {
         var r75 = Thresholds.Choose(Y, S, ThresholdRule.Parse("recall:0.75"));
-        Assert.Equal(0.6, r75.Threshold, 6);
+        Assert.Equal(0.55, r75.Threshold, 6);
         Assert.Equal(0.75, r75.Point.Precision, 12);
         var r100 = Thresholds.Choose(Y, S, ThresholdRule.Recall(1));
-        Assert.Equal(0.3, r100.Threshold, 6);                  // recall 1 with precision 4/7 (≥ 0.2 gives only 1/2)
+        Assert.Equal(0.25, r100.Threshold, 6);                  // recall 1 with precision 4/7 (≥ 0.2 gives only 1/2)
         Assert.Equal(4.0 / 7, r100.Point.Precision, 12);
         Assert.True(r100.Reached);
     }
@@ -34,10 +35,10 @@ public class ThresholdsTests
     public void ACostMatrixIsMinimised()
     {
         var fnExpensive = Thresholds.Choose(Y, S, ThresholdRule.Parse("cost:1,5"));   // ≥.3: 3 FP, 0 FN → 3
-        Assert.Equal(0.3, fnExpensive.Threshold, 6);
+        Assert.Equal(0.25, fnExpensive.Threshold, 6);
         Assert.Equal(3, fnExpensive.Cost, 12);
         var fpExpensive = Thresholds.Choose(Y, S, ThresholdRule.Parse("cost:5,1"));   // ≥.8: 0 FP, 2 FN → 2
-        Assert.Equal(0.8, fpExpensive.Threshold, 6);
+        Assert.Equal(0.75, fpExpensive.Threshold, 6);
         Assert.Equal(2, fpExpensive.Cost, 12);
         // a negative on top and FP very costly: predicting nothing positive wins, expressed as a finite threshold
         var none = Thresholds.Choose([0, 1], [0.9f, 0.1f], ThresholdRule.Cost(100, 1));
