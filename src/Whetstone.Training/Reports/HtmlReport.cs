@@ -365,7 +365,7 @@ public static class HtmlReport
         table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ddd;padding:3px 8px}th{background:#f0f3f6}
         table.num td{text-align:right}table.num td:first-child{text-align:left}
         table.info td:first-child{color:#555;padding-right:16px}table.info td{border:none;padding:1px 8px 1px 0;text-align:left}
-        table.cm td{width:34px;height:22px;font-size:12px;text-align:center;font-variant-numeric:tabular-nums;border:1px solid #fff}
+        table.cm td{width:30px;height:22px;padding:2px 3px;font-size:12px;text-align:center;font-variant-numeric:tabular-nums;border:1px solid #fff}
         table.cm th{font-size:12px}table.cm th.lbl{text-align:left;white-space:nowrap;font-weight:normal}
         tr.total td{border-top:2px solid #888}tr.best td{background:#eaf4ea}
         .ci{color:#666;font-size:12px}.up{color:#2a7d2a}.down{color:#b22}.note{color:#777;font-style:italic}
