@@ -69,12 +69,14 @@ internal static class Commands
         var limit = new Option<int>("--limit") { Description = "Evaluate at most this many examples (stratified, seeded)" };
         var json = new Option<bool>("--json") { Description = "Print JSON (accuracy, macro_f1, per_class, confusion_matrix, labels, before)" };
         var noBefore = new Option<bool>("--no-before") { Description = "Skip the model before fine-tuning (pre-trained backbone + untrained head)" };
+        var report = new Option<string?>("--report") { Description = "Write the HTML report here (default: report.html in the run folder, replacing the one training wrote)" };
         cmd.Arguments.Add(model);
         cmd.Options.Add(data);
         cmd.Options.Add(format);
         cmd.Options.Add(limit);
         cmd.Options.Add(json);
         cmd.Options.Add(noBefore);
+        cmd.Options.Add(report);
         cmd.SetAction(r => Guard(r, threads, () =>
         {
             if (TextBundle.IsText(r.GetValue(model)!)) return TextCommands.Evaluate(r.GetValue(model)!, r.GetValue(data)!, r.GetValue(format), r.GetValue(json), r.GetValue(noBefore));
@@ -92,6 +94,8 @@ internal static class Commands
                 before = Scoring.Evaluate(original, bundle.Preprocess, set, r.GetValue(json) ? null : Console.Out, "before fine-tuning");
             }
             Console.WriteLine(r.GetValue(json) ? EvalJson.Write(after, before, Path.GetFileName(path)) : EvalJson.Text(after, before));
+            var written = Training.Reports.EvaluateReport.Write(bundle, set, after, before, Path.GetFileName(path), r.GetValue(report));
+            (r.GetValue(json) ? Console.Error : Console.Out).WriteLine($"report: {written}");
             return 0;
         }));
         return cmd;
@@ -99,7 +103,10 @@ internal static class Commands
 
     public static Command Predict(Option<int> threads)
     {
-        var cmd = new Command("predict", "Classify image files (or, with a text model, the texts given) with a trained model");
+        var cmd = new Command("predict", "Classify image files (or, with a text model, the texts given) with a trained model. Image models: " +
+            "probabilities are temperature-scaled with the bundle's 'temperature' (fitted on validation when it was trained); for two-class bundles " +
+            "the label is the second class when its scaled probability is ≥ the bundle's 'threshold' (chosen by train.threshold: max_f1, " +
+            "recall:R or cost:FP,FN), otherwise the most likely one");
         var model = new Argument<string>("model") { Description = "A run folder or a model bundle folder" };
         var files = new Argument<string[]>("files") { Description = "Image files (PNG, JPEG, BMP, GIF, TGA), or texts for a text model", Arity = ArgumentArity.OneOrMore };
         var top = new Option<int>("--top") { Description = "Show the k most likely labels", DefaultValueFactory = _ => 3 };
@@ -120,14 +127,16 @@ internal static class Commands
                 using (new TensorScope())
                 using (Graph.NoGrad())
                     probs = bundle.Model.Forward(bundle.Preprocess.ToTensor(image)).Softmax().ToArray();
+                if (bundle.Temperature != 1) probs = Calibration.Apply(probs, probs.Length, bundle.Temperature);
                 var best = Enumerable.Range(0, probs.Length).OrderByDescending(i => probs[i]).Take(k).ToArray();
+                int label = bundle.Threshold is double th && probs.Length == 2 ? Thresholds.Decide(probs[1], th) : best[0];
                 if (r.GetValue(json))
                     Console.WriteLine(new JsonObject
                     {
-                        ["file"] = file, ["label"] = bundle.Labels[best[0]],
+                        ["file"] = file, ["label"] = bundle.Labels[label],
                         ["top"] = new JsonArray(best.Select(i => (JsonNode)new JsonObject { ["label"] = bundle.Labels[i], ["probability"] = Math.Round(probs[i], 6) }).ToArray()),
                     }.ToJsonString());
-                else Console.WriteLine($"{file}: {string.Join(", ", best.Select(i => $"{bundle.Labels[i]} {probs[i]:P1}"))}");
+                else Console.WriteLine($"{file}: {bundle.Labels[label]} ({string.Join(", ", best.Select(i => $"{bundle.Labels[i]} {probs[i]:P1}"))})");
             }
             return 0;
         }));

@@ -120,10 +120,18 @@ public sealed class CommandTests : IDisposable
             Assert.True(json.ContainsKey(key), key);
         Assert.Equal(["horizontal", "vertical"], json["labels"]!.AsArray().Select(l => l!.GetValue<string>()));
         Assert.True(json["accuracy"]!.GetValue<double>() >= 0.9, eval.Out);
+        Assert.Contains("report: " + Path.Combine(run, "report.html"), eval.Err);        // --json keeps stdout for the JSON
+        var custom = Path.Combine(_dir, "eval-report.html");
+        var evalText = Whet("evaluate", run, "--data", Path.Combine(_dir, "test"), "--no-before", "--report", custom);
+        Assert.True(evalText.Code == 0, evalText.Err);
+        Assert.Contains("stored in the bundle", File.ReadAllText(custom));                 // the bundle's temperature and threshold
 
         var predict = Whet("predict", run, Path.Combine(_dir, "test", "vertical", "0.png"), "--json");
         Assert.True(predict.Code == 0, predict.Err);
         Assert.Equal("vertical", JsonNode.Parse(predict.Out)!["label"]!.GetValue<string>());
+        var help = Whet("predict", "--help");
+        Assert.Contains("temperature", help.Out);
+        Assert.Contains("threshold", help.Out);
     }
 
     [Fact]

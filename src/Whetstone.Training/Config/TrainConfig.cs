@@ -132,6 +132,11 @@ public sealed record TrainSection
     public bool FeatureCache { get; init; } = true;
     /// <summary>Threads for the kernels (0 = all cores).</summary>
     public int Threads { get; init; }
+    /// <summary>
+    /// Two-class tasks: how the decision threshold stored in the bundle is chosen on the validation set —
+    /// <c>max_f1</c>, <c>recall:0.95</c> (highest precision at that recall) or <c>cost:FP,FN</c> (lowest total cost).
+    /// </summary>
+    public string Threshold { get; init; } = "max_f1";
 }
 
 /// <summary>A config file that does not parse or does not fit the schema: names the file, line and what was expected.</summary>

@@ -122,6 +122,7 @@ public sealed class ImageClassification
         Need(t.BnMomentum is > 0 and <= 1, $"train.bn_momentum must be in (0, 1] (got {t.BnMomentum}).");
         Need(c.Data.Format is "idx" or "folder" or "csv", $"data.format must be idx, folder or csv (got '{c.Data.Format}').");
         Need(c.Data.Validation is >= 0 and < 1, $"data.validation is a fraction in [0, 1) (got {c.Data.Validation}).");
+        try { ThresholdRule.Parse(t.Threshold); } catch (ArgumentException e) { throw new ConfigException($"{c.Source}: train.threshold: {e.Message}", e); }
         foreach (var u in c.Unfreeze)
             Need(u.Epoch >= 1 && u.Epoch <= t.Epochs && u.From.Length > 0, $"unfreeze: each step needs epoch in 1..{t.Epochs} and a layer in 'from' (got epoch {u.Epoch}, from '{u.From}').");
     }
@@ -424,8 +425,12 @@ public sealed class ImageClassification
         _log.WriteLine($"after fine-tuning: {evalName} accuracy {after.Report.Accuracy:P1}, macro-F1 {after.Report.MacroF1:F3}, loss {after.Loss:F3}");
         run.Log(new JsonObject { ["event"] = "after", ["split"] = evalName, ["best_epoch"] = end.BestEpoch, ["accuracy"] = RunDirectory.Num(after.Report.Accuracy), ["macro_f1"] = RunDirectory.Num(after.Report.MacroF1), ["loss"] = RunDirectory.Num(after.Loss) });
 
-        var bundle = Bundle.Save(run.BundleDir, this, before, after, evalName);
+        // temperature (and, for two classes, the decision threshold) fitted on validation, stored in the bundle
+        var validation = Evaluate(ValidationSet, CacheFor(ValidationSet, cacheLayer, "validation"));
+        var decision = CalibratedDecision.Fit(validation, ThresholdRule.Parse(t.Threshold));
+        var bundle = Bundle.Save(run.BundleDir, this, before, after, evalName, decision);
         run.WriteText("eval.json", EvalJson.Write(after, before, evalName));
+        Reports.RunReport.Write(run, cfg, Labels, before, after, evalName, validation, evalSet, _log);
         return new TrainResult(run.Path, bundle, before, after, evalName, epochSeconds, trainClock.Elapsed.TotalSeconds, Model.TrainableParameterCount(), cacheLayer, stopped);
     }
 

@@ -14,7 +14,17 @@ namespace Whetstone.Training.Runs;
 public sealed class BundleException(string message, Exception? inner = null) : Exception(message, inner);
 
 /// <summary>A loaded model bundle: the network in eval mode, its preprocessing and its label list (head order).</summary>
-public sealed record LoadedBundle(string Path, ImageClassifier Model, Preprocess Preprocess, IReadOnlyList<string> Labels, JsonObject Info, double GoldenMaxDiff);
+public sealed record LoadedBundle(string Path, ImageClassifier Model, Preprocess Preprocess, IReadOnlyList<string> Labels, JsonObject Info, double GoldenMaxDiff)
+{
+    /// <summary>The temperature the logits are divided by before the softmax (<c>temperature</c> in whetstone.json; 1 when absent).</summary>
+    public double Temperature => Info["temperature"] is JsonValue v && v.TryGetValue<double>(out var t) && t > 0 ? t : 1;
+
+    /// <summary>Two-class bundles: predict the second label when its temperature-scaled probability is ≥ this (<c>threshold.value</c>); null when absent.</summary>
+    public double? Threshold => Info["threshold"]?["value"] is JsonValue v && v.TryGetValue<double>(out var t) ? t : null;
+
+    /// <summary>The rule that chose <see cref="Threshold"/> (<c>max_f1</c>, <c>recall:R</c>, <c>cost:FP,FN</c>).</summary>
+    public string? ThresholdRule => Info["threshold"]?["rule"] is JsonValue v && v.TryGetValue<string>(out var r) ? r : null;
+}
 
 /// <summary>
 /// The model bundle in <c>runs/&lt;name&gt;/model/</c>: <c>model.safetensors</c> (every weight and statistic, dotted
@@ -28,7 +38,7 @@ public static class Bundle
     public const string Format = "whetstone-bundle/1";
     public const double GoldenTolerance = 1e-4;
 
-    internal static string Save(string dir, ImageClassification recipe, EvalResult before, EvalResult after, string evalName)
+    internal static string Save(string dir, ImageClassification recipe, EvalResult before, EvalResult after, string evalName, CalibratedDecision? decision = null)
     {
         var model = recipe.Model;
         var tmp = dir + ".partial";
@@ -73,6 +83,10 @@ public static class Bundle
             ["metrics"] = new JsonObject { ["split"] = evalName, ["after"] = EvalJson.ToJson(after), ["before"] = EvalJson.ToJson(before) },
             ["golden"] = new JsonObject { ["file"] = "golden.safetensors", ["count"] = g, ["tolerance"] = GoldenTolerance },
         };
+        // decisions: temperature fitted on validation; for two classes the threshold on the scaled probability of labels[1]
+        if (decision?.Temperature is { } temperature) info["temperature"] = temperature.Temperature;
+        if (decision?.Threshold is { } threshold)
+            info["threshold"] = new JsonObject { ["value"] = threshold.Threshold, ["rule"] = threshold.Rule.ToString(), ["positive"] = recipe.Labels[1] };
         File.WriteAllText(Path.Combine(tmp, "whetstone.json"), info.ToJsonString(RunDirectory.Json));
         if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
         Directory.Move(tmp, dir);

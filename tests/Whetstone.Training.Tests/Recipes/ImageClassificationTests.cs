@@ -90,6 +90,15 @@ public sealed class ImageClassificationTests : IDisposable
         Assert.Equal(2, eval["confusion_matrix"]!.AsArray().Count);
         Assert.NotNull(eval["before"]);
 
+        // report.html, and the bundle's temperature (fitted on validation) and two-class decision threshold (max F1)
+        var html = File.ReadAllText(Path.Combine(run, "report.html"));
+        foreach (var id in new[] { "summary", "training", "confusion", "per-class", "binary", "calibration", "mistakes" })
+            Assert.Contains($"<section id=\"{id}\">", html);
+        var info = JsonNode.Parse(File.ReadAllText(Path.Combine(run, "model", "whetstone.json")))!.AsObject();
+        Assert.InRange(info["temperature"]!.GetValue<double>(), 0.05, 20);
+        Assert.Equal("max_f1", info["threshold"]!["rule"]!.GetValue<string>());
+        Assert.InRange(info["threshold"]!["value"]!.GetValue<double>(), 0, 1.0000001);
+
         // the bundle reloads, replays its golden set, and scores the same
         var bundle = Bundle.Load(run);
         Assert.Equal(["h", "v"], bundle.Labels);
