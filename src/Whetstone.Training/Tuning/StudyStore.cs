@@ -178,11 +178,8 @@ public sealed class StudyStore : IDisposable
     private List<TrialRecord> Trials(long studyId, SqliteTransaction? tx)
     {
         var inter = new Dictionary<long, Dictionary<int, double>>();
-        using (var cmd = _db.CreateCommand())
+        using (var cmd = StudyQuery("SELECT i.trial_id, i.epoch, i.value FROM intermediate i JOIN trials t ON t.id = i.trial_id WHERE t.study_id = $s", tx, studyId))
         {
-            cmd.Transaction = tx;
-            cmd.CommandText = "SELECT i.trial_id, i.epoch, i.value FROM intermediate i JOIN trials t ON t.id = i.trial_id WHERE t.study_id = $s";
-            cmd.Parameters.AddWithValue("$s", studyId);
             using var r = cmd.ExecuteReader();
             while (r.Read())
             {
@@ -191,11 +188,8 @@ public sealed class StudyStore : IDisposable
             }
         }
         var list = new List<TrialRecord>();
-        using (var cmd = _db.CreateCommand())
+        using (var cmd = StudyQuery("SELECT id, number, params_json, state, value, started, ended, run_dir, pid, pid_start, retry_of, message, test_accuracy, test_macro_f1 FROM trials WHERE study_id = $s ORDER BY number", tx, studyId))
         {
-            cmd.Transaction = tx;
-            cmd.CommandText = "SELECT id, number, params_json, state, value, started, ended, run_dir, pid, pid_start, retry_of, message, test_accuracy, test_macro_f1 FROM trials WHERE study_id = $s ORDER BY number";
-            cmd.Parameters.AddWithValue("$s", studyId);
             using var r = cmd.ExecuteReader();
             while (r.Read())
             {
@@ -211,6 +205,15 @@ public sealed class StudyStore : IDisposable
             }
         }
         return list;
+    }
+
+    private SqliteCommand StudyQuery(string sql, SqliteTransaction? tx, long studyId)
+    {
+        var cmd = _db.CreateCommand();
+        cmd.CommandText = sql;
+        cmd.Transaction = tx;
+        cmd.Parameters.AddWithValue("$s", studyId);
+        return cmd;
     }
 
     public static string ParamsToJson(IReadOnlyDictionary<string, string?> p)
