@@ -18,6 +18,7 @@ internal static class Program
         root.Subcommands.Add(Commands.Predict(threads));
         root.Subcommands.Add(Commands.Assets());
         root.Subcommands.Add(Commands.Layers());
+        root.Subcommands.Add(TuneCommand.Create(threads));
 
         var info = new Command("info", "Show the engine's configuration: instruction sets, threads");
         info.SetAction(_ =>

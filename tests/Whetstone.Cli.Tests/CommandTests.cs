@@ -66,7 +66,7 @@ public sealed class CommandTests : IDisposable
         return ~c;
     }
 
-    private void Stripes(string root, int perClass)
+    internal static void Stripes(string root, int perClass)
     {
         for (int i = 0; i < perClass; i++)
         {

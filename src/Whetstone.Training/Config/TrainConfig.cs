@@ -23,6 +23,7 @@ public sealed record TrainConfig
     public FreezeConfig Freeze { get; init; } = new();
     public List<UnfreezeStep> Unfreeze { get; init; } = [];
     public TrainSection Train { get; init; } = new();
+    public SearchConfig? Search { get; init; }
 
     /// <summary>The folder relative paths are read from (the config file's folder); set by the loader.</summary>
     [YamlIgnore] public string BaseDirectory { get; init; } = ".";
