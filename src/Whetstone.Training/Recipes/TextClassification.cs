@@ -211,7 +211,7 @@ public sealed class TextClassification
     {
         var cfg = _cfg;
         var t = cfg.Train;
-        using var run = RunDirectory.Create(Path.GetFullPath(cfg.Runs, cfg.BaseDirectory), cfg.Name);
+        using var run = RunDirectory.Create(Path.GetFullPath(cfg.Runs), cfg.Name);   // relative to the working directory
         run.WriteText("config.yaml", ConfigWriter.ToYaml(cfg));
         run.WriteText("data_report.json", Report.ToJson().ToJsonString(RunDirectory.Json));
         _log.WriteLine($"run folder: {run.Path}");

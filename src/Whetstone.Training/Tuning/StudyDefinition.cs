@@ -55,8 +55,8 @@ public sealed class StudyDefinition
         Name = s.Study ?? Base.Name;
         Need(Name.Length > 0 && Name.IndexOfAny(Path.GetInvalidFileNameChars()) < 0, $"search.study '{Name}' is not a valid file name.");
         Seed = s.Seed ?? Base.Seed;
-        var runs = Path.GetFullPath(Base.Runs, baseDir);
-        StoragePath = Path.GetFullPath(storage ?? s.Storage ?? Path.Combine(runs, "tune", Name + ".db"), baseDir);
+        var runs = Path.GetFullPath(Base.Runs);                      // runs: relative to the working directory, as whet train
+        StoragePath = Path.GetFullPath(storage ?? s.Storage ?? Path.Combine(runs, "tune", Name + ".db"));
         StudyDir = Path.Combine(Path.GetDirectoryName(StoragePath)!, Name);
 
         Space = SearchSpace.Parse(s.Space, source);

@@ -44,7 +44,7 @@ public class SearchSpaceTests
         Assert.True(s.Direction.Maximize);
         Assert.Equal("val_macro_f1", s.Metric);
         Assert.Equal(7, s.Search.Trials);
-        Assert.Equal(Path.Combine("/tmp/whet-space", "runs", "tune", "s.db"), s.StoragePath);
+        Assert.Equal(Path.Combine(Directory.GetCurrentDirectory(), "runs", "tune", "s.db"), s.StoragePath);   // runs: relative to the working directory
         Assert.Equal("s", s.Name);
         Assert.False(s.Space.IsActive(p[6], new Dictionary<string, string?> { ["model.head_hidden"] = "0" }, s.Base));
         Assert.True(s.Space.IsActive(p[6], new Dictionary<string, string?> { ["model.head_hidden"] = "128" }, s.Base));
