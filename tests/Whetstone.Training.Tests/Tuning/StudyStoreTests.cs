@@ -112,8 +112,9 @@ public sealed class StudyStoreTests : IDisposable
     [Fact]
     public void TunerRunsAStudyWithASyntheticObjectiveAndPrunes()
     {
-        var study = StudyDefinition.Parse("""
+        var study = StudyDefinition.Parse($"""
             name: synth
+            runs: {Path.Combine(_dir, "runs")}
             train:
               epochs: 9
             search:
