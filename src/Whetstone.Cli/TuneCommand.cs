@@ -54,6 +54,7 @@ internal static class TuneCommand
             Console.WriteLine(Leaderboard.Text(info, all, Leaderboard.MaxEpochs(study)));
             var link = Leaderboard.LinkBest(study.StudyDir, Leaderboard.Best(all, study.Direction));
             if (link is not null) Console.WriteLine($"best model: {link}");
+            Console.WriteLine($"report: {StudyReport(study, info, all)}");
             if (r.GetValue(json)) Console.WriteLine(Leaderboard.Json(info, all, Leaderboard.MaxEpochs(study)).ToJsonString());
             return code;
         }));
@@ -149,5 +150,16 @@ internal static class TuneCommand
             Console.Error.WriteLine($"error: {e.Message}");
             return 1;
         }
+    }
+
+    /// <summary>Writes the study's HTML report (trial history, best so far, each parameter against the objective) next to its trials.</summary>
+    private static string StudyReport(StudyDefinition study, StudyInfo info, IReadOnlyList<TrialRecord> trials)
+    {
+        var data = new Training.Reports.StudyData(info.Name, info.Metric, study.Direction.Maximize,
+            trials.Select(t => new Training.Reports.StudyTrial(t.Number, t.Params.ToDictionary(p => p.Key, p => (object?)p.Value), t.Value, TrialRecord.StateName(t.State))).ToArray());
+        var path = Path.Combine(study.StudyDir, "report.html");
+        Directory.CreateDirectory(study.StudyDir);
+        Training.Runs.RunDirectory.WriteAtomic(path, Training.Reports.HtmlReport.RenderStudy($"Study {info.Name}", data));
+        return path;
     }
 }

@@ -129,6 +129,9 @@ public sealed class TuneCommandTests : IDisposable
         Assert.Equal(after.Count, after.Select(t => t.Number).Distinct().Count());
         Assert.Contains("best model:", second.Out);
         Assert.True(File.Exists(Path.Combine(_dir, "runs", "tune", "stripes", "best", "model", "whetstone.json")));
+        var report = File.ReadAllText(Path.Combine(_dir, "runs", "tune", "stripes", "report.html"));   // the study's report
+        Assert.Contains("data:image/png;base64,", report);
+        Assert.Contains("stripes", report);
 
         // ---- a third run has nothing left to do; show prints the same leaderboard
         var third = Whet("tune", "tune.yaml");
