@@ -430,7 +430,7 @@ public sealed class ImageClassification
         var decision = CalibratedDecision.Fit(validation, ThresholdRule.Parse(t.Threshold));
         var bundle = Bundle.Save(run.BundleDir, this, before, after, evalName, decision);
         run.WriteText("eval.json", EvalJson.Write(after, before, evalName));
-        Reports.RunReport.Write(run, cfg, Labels, before, after, evalName, validation, evalSet, _log);
+        Reports.RunReport.Write(run, cfg, Labels, before, after, evalName, validation, Reports.HtmlReport.ImageExamples(evalSet), _log);
         return new TrainResult(run.Path, bundle, before, after, evalName, epochSeconds, trainClock.Elapsed.TotalSeconds, Model.TrainableParameterCount(), cacheLayer, stopped);
     }
 

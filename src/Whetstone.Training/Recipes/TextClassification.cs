@@ -301,6 +301,9 @@ public sealed class TextClassification
 
         var bundle = TextBundle.Save(run.BundleDir, this, before, after, evalName);
         run.WriteText("eval.json", EvalJson.Write(after, before, evalName));
+        var validation = ReferenceEquals(evalSet, ValidationSet) ? after : Eval(ValidationSet);
+        Reports.RunReport.Write(run, cfg, Labels, before, after, evalName, validation, i => (evalSet.Rows[i].Text, null), _log,
+            model: $"{cfg.Text.Vectors} word vectors, {cfg.Text.Encoder} encoder");
         return new TrainResult(run.Path, bundle, before, after, evalName, epochSeconds, trainClock.Elapsed.TotalSeconds, Model.TrainableParameterCount(), cache ? "encoder" : null, stopped);
     }
 }

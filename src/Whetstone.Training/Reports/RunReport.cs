@@ -1,5 +1,4 @@
 using Whetstone.Training.Config;
-using Whetstone.Training.Data;
 using Whetstone.Training.Evaluation;
 using Whetstone.Training.Runs;
 
@@ -9,7 +8,7 @@ namespace Whetstone.Training.Reports;
 internal static class RunReport
 {
     public static void Write(RunDirectory run, TrainConfig cfg, IReadOnlyList<string> labels, EvalResult before, EvalResult after,
-        string evalName, EvalResult validation, ImageDataset evalSet, TextWriter log)
+        string evalName, EvalResult validation, Func<int, (string? Text, byte[]? Png)> example, TextWriter log, string? model = null)
     {
         var data = new ReportData
         {
@@ -17,7 +16,7 @@ internal static class RunReport
             RunInfo =
             [
                 new("run folder", run.Path),
-                new("model", cfg.Model.Path + (cfg.Model.Features is null ? "" : $" (features: {cfg.Model.Features})")),
+                new("model", model ?? cfg.Model.Path + (cfg.Model.Features is null ? "" : $" (features: {cfg.Model.Features})")),
                 new("data", $"{cfg.Data.Train} ({cfg.Data.Format}), {labels.Count} classes"),
                 new("training", $"{cfg.Train.Epochs} epochs, {cfg.Train.Optimizer}, lr {cfg.Train.Lr}, batch {cfg.Train.BatchSize}, {cfg.Train.Schedule} schedule"),
             ],
@@ -27,7 +26,7 @@ internal static class RunReport
             Before = before,
             EvaluatedOn = evalName,
             Validation = validation,
-            Example = HtmlReport.ImageExamples(evalSet),
+            Example = example,
             ThresholdRule = cfg.Train.Threshold,
             Seed = cfg.Seed,
         };

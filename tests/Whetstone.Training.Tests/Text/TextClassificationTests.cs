@@ -59,7 +59,7 @@ public sealed class TextClassificationTests : IDisposable
         Assert.True(result.After.Report.Accuracy >= 0.9, $"accuracy {result.After.Report.Accuracy}");
         Assert.True(result.After.Report.Accuracy > result.Before.Report.Accuracy);
         Assert.Equal(encoder == "pool" ? "encoder" : null, result.CachedAt);   // pooled frozen vectors: features computed once
-        foreach (var f in new[] { "config.yaml", "metrics.jsonl", "eval.json", "data_report.json", "checkpoints/best.safetensors", "checkpoints/last.safetensors", "model/whetstone.json", "model/model.safetensors" })
+        foreach (var f in new[] { "config.yaml", "metrics.jsonl", "eval.json", "data_report.json", "report.html", "checkpoints/best.safetensors", "checkpoints/last.safetensors", "model/whetstone.json", "model/model.safetensors" })
             Assert.True(File.Exists(Path.Combine(result.RunDir, f)), f);
         var info = JsonNode.Parse(File.ReadAllText(Path.Combine(result.BundleDir, "whetstone.json")))!;
         Assert.Equal("text-classification", info["task"]!.GetValue<string>());
