@@ -13,6 +13,20 @@ internal static unsafe class BatchNorm
 {
     private static int Grain(int n, int s) => Math.Max(1, 16384 / Math.Max(1, n * s));
 
+    /// <summary>y = x·a + b in one pass (x and y may be the same span).</summary>
+    private static void ScaleShift<T>(ReadOnlySpan<T> x, T a, T b, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int i = 0;
+        if (System.Numerics.Vector.IsHardwareAccelerated && x.Length >= System.Numerics.Vector<T>.Count)
+        {
+            var va = new System.Numerics.Vector<T>(a);
+            var vb = new System.Numerics.Vector<T>(b);
+            for (; i <= x.Length - System.Numerics.Vector<T>.Count; i += System.Numerics.Vector<T>.Count)
+                (new System.Numerics.Vector<T>(x[i..]) * va + vb).CopyTo(y[i..]);
+        }
+        for (; i < x.Length; i++) y[i] = x[i] * a + b;
+    }
+
     // x (N, C, S), gamma/beta (C) or empty (1 / 0) → y (N, C, S);
     // mean, var (biased), rstd = 1/√(var + eps): (C), the batch statistics the output was normalised with
     public static void ForwardTrain<T>(int n, int c, int s, ReadOnlySpan<T> x, ReadOnlySpan<T> gamma, ReadOnlySpan<T> beta, T eps,
@@ -46,8 +60,8 @@ internal static unsafe class BatchNorm
                     for (int i = 0; i < n; i++)
                     {
                         var d = PlaneW(ay, i, ch, c, s);
-                        TensorPrimitives.Multiply(d, scale, d);
-                        if (shift != T.Zero) TensorPrimitives.Add(d, shift, d);
+                        if (shift == T.Zero) TensorPrimitives.Multiply(d, scale, d);
+                        else ScaleShift<T>(d, scale, shift, d);   // one pass: (x − mean)·scale + shift
                     }
                 }
             });
@@ -80,14 +94,10 @@ internal static unsafe class BatchNorm
             {
                 for (int ch = c0; ch < c1; ch++)
                 {
-                    T scale = (ag == null ? T.One : ag[ch]) * ar[ch], shift = ab == null ? T.Zero : ab[ch];
+                    // y = x·scale + (shift − mean·scale): one pass over the plane (the statistics are constants here)
+                    T scale = (ag == null ? T.One : ag[ch]) * ar[ch], shift = (ab == null ? T.Zero : ab[ch]) - am[ch] * scale;
                     for (int i = 0; i < n; i++)
-                    {
-                        var d = PlaneW(ay, i, ch, c, s);
-                        TensorPrimitives.Subtract(Plane(ax, i, ch, c, s), am[ch], d);
-                        TensorPrimitives.Multiply(d, scale, d);
-                        if (shift != T.Zero) TensorPrimitives.Add(d, shift, d);
-                    }
+                        ScaleShift(Plane(ax, i, ch, c, s), scale, shift, PlaneW(ay, i, ch, c, s));
                 }
             });
         }
