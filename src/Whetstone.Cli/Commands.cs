@@ -103,11 +103,13 @@ internal static class Commands
 
     public static Command Predict(Option<int> threads)
     {
-        var cmd = new Command("predict", "Classify image files (or, with a text model, the texts given) with a trained model. Image models: " +
-            "probabilities are temperature-scaled with the bundle's 'temperature' (fitted on validation when it was trained); for two-class bundles " +
-            "the label is the second class when its scaled probability is ≥ the bundle's 'threshold' (chosen by train.threshold: max_f1, " +
-            "recall:R or cost:FP,FN), otherwise the most likely one");
-        var model = new Argument<string>("model") { Description = "A run folder or a model bundle folder" };
+        var cmd = new Command("predict", "Classify image files (or, with a text model, the texts given) with a trained model");
+        var model = new Argument<string>("model")
+        {
+            Description = "A run folder or a model bundle folder. Image models: probabilities are temperature-scaled with the bundle's 'temperature' " +
+                "(fitted on validation when it was trained); for two-class bundles the label is the second class when its scaled probability is " +
+                "≥ the bundle's 'threshold' (chosen by train.threshold: max_f1, recall:R or cost:FP,FN), otherwise the most likely one",
+        };
         var files = new Argument<string[]>("files") { Description = "Image files (PNG, JPEG, BMP, GIF, TGA), or texts for a text model", Arity = ArgumentArity.OneOrMore };
         var top = new Option<int>("--top") { Description = "Show the k most likely labels", DefaultValueFactory = _ => 3 };
         var json = new Option<bool>("--json") { Description = "One JSON object per file" };
@@ -163,6 +165,28 @@ internal static class Commands
         }));
         cmd.Subcommands.Add(fetch);
         cmd.Subcommands.Add(list);
+        return cmd;
+    }
+
+    public static Command ModelsList()
+    {
+        var cmd = new Command("models", "The model formats and architectures Whetstone loads, and the pre-trained models in the asset cache");
+        cmd.SetAction(r => Guard(r, null, () =>
+        {
+            Console.WriteLine("Image backbones (task: image-classification; cut at a layer, new head sized from the labels):");
+            Console.WriteLine("  TF.js layers models   folder with model.json + shards, or nsfwjs' model.min.js; Keras layers:");
+            Console.WriteLine("                        " + string.Join(", ", Whetstone.Models.Graph.KerasLayers.Supported.Order(StringComparer.Ordinal)));
+            Console.WriteLine("  ONNX graphs           .onnx file; operators:");
+            Console.WriteLine("                        " + string.Join(", ", Whetstone.Models.Graph.OnnxOps.Supported.Order(StringComparer.Ordinal)));
+            Console.WriteLine("Text encoders (task: text-classification):");
+            Console.WriteLine("  Hugging Face folders  config.json + model.safetensors (sharded or not) + tokenizer files, or org/name in the HF hub cache;");
+            Console.WriteLine("                        model_type: " + string.Join(", ", Whetstone.Models.Checkpoints.HfModel.SupportedModelTypes));
+            Console.WriteLine("  Word vectors          GloVe in wink's JSON layout (asset glove100), pooling or 1-D CNN encoder");
+            Console.WriteLine("Pre-trained assets (whet assets fetch NAME):");
+            foreach (var name in new[] { "mobilenet_v2", "inception_v3", "ppocr_cls", "glove100" })
+                Console.WriteLine($"  {name,-15} {(Training.Assets.IsCached(name) ? "cached " : "missing")}  asset:{name}");
+            return 0;
+        }));
         return cmd;
     }
 

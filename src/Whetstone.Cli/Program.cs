@@ -17,6 +17,7 @@ internal static class Program
         root.Subcommands.Add(Commands.Evaluate(threads));
         root.Subcommands.Add(Commands.Predict(threads));
         root.Subcommands.Add(Commands.Assets());
+        root.Subcommands.Add(Commands.ModelsList());
         root.Subcommands.Add(Commands.Layers());
         root.Subcommands.Add(TuneCommand.Create(threads));
 

@@ -135,6 +135,15 @@ public sealed class CommandTests : IDisposable
     }
 
     [Fact]
+    public void ModelsListsTheSupportedFormatsAndArchitectures()
+    {
+        var models = Whet("models");
+        Assert.True(models.Code == 0, models.Err);
+        foreach (var expected in new[] { "TF.js layers", "DepthwiseConv2D", "ONNX", "HardSigmoid", "bert, distilbert, roberta, xlm-roberta", "asset:mobilenet_v2" })
+            Assert.Contains(expected, models.Out);
+    }
+
+    [Fact]
     public void MistakesGiveOneErrorLineAndExitCode1()
     {
         File.WriteAllText(Path.Combine(_dir, "typo.yaml"), "name: x\ntrain:\n  epocks: 3\n");

@@ -262,7 +262,7 @@ internal sealed class KerasMerge(KerasMergeKind kind, int axis = 0) : MergeLayer
 /// <summary>Parses Keras topologies and maps each Keras layer to an engine module.</summary>
 internal static class KerasLayers
 {
-    private static readonly HashSet<string> Supported = new(StringComparer.Ordinal)
+    internal static readonly HashSet<string> Supported = new(StringComparer.Ordinal)
     {
         "InputLayer", "Conv2D", "DepthwiseConv2D", "SeparableConv2D", "BatchNormalization", "Activation", "ReLU", "Softmax",
         "Add", "Subtract", "Multiply", "Average", "Concatenate", "ZeroPadding2D", "MaxPooling2D", "AveragePooling2D",
