@@ -154,10 +154,11 @@ public sealed class TextClassification
     public string DescribeLayers()
     {
         var sb = new StringBuilder();
-        sb.AppendLine($"{"parameter",-28} {"shape",-14} {"params",10}  trainable");
-        if (Vectors is not null) sb.AppendLine($"{"(word vectors)",-28} {$"[{Vectors.Rows},{Vectors.Dim}]",-14} {(long)Vectors.Rows * Vectors.Dim,10:N0}  frozen");
+        int width = Math.Max(28, Model.NamedParameters().Select(p => p.Name.Length).DefaultIfEmpty(0).Max());
+        sb.AppendLine($"{"parameter".PadRight(width)} {"shape",-14} {"params",10}  trainable");
+        if (Vectors is not null) sb.AppendLine($"{"(word vectors)".PadRight(width)} {$"[{Vectors.Rows},{Vectors.Dim}]",-14} {(long)Vectors.Rows * Vectors.Dim,10:N0}  frozen");
         foreach (var (name, p) in Model.NamedParameters())
-            sb.AppendLine($"{name,-28} {"[" + string.Join(",", p.Shape.ToArray()) + "]",-14} {p.Size,10:N0}  {(p.RequiresGrad ? "yes" : "frozen")}");
+            sb.AppendLine($"{name.PadRight(width)} {"[" + string.Join(",", p.Shape.ToArray()) + "]",-14} {p.Size,10:N0}  {(p.RequiresGrad ? "yes" : "frozen")}");
         sb.AppendLine();
         if (Net.WordModel is { } w)
             sb.AppendLine($"encoder: {w.Encoder.Spec()["encoder"]}, {w.Encoder.OutputDim} features, dropout {w.FeatureDropout}; head {w.HeadSpec.Describe()}; {Model.TrainableParameterCount():N0} trainable parameters");
