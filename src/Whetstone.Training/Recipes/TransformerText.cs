@@ -79,7 +79,7 @@ internal static class TransformerText
                 Freezing.SetModuleTrainable(model, model.EmbeddingsPath, false);
                 for (int i = 0; i < k; i++) Freezing.SetModuleTrainable(model, model.LayerPath(i), false);
             }
-            if (f.Below is { } below) Freezing.FreezeBefore(model, below);
+            if (f.Below is { } below) Freezing.FreezeBefore(model, ModulePath(model, below));
             foreach (var p in f.Patterns)
                 if (Freezing.Freeze(model, p) == 0)
                     throw new ConfigException($"{cfg.Source}: freeze.patterns '{p}' matches no parameter of the {model.ModelType} model (names look like {model.LayerPath(0)}.attention.self.query.weight).");
@@ -89,5 +89,14 @@ internal static class TransformerText
             throw new ConfigException($"{cfg.Source}: {e.Message}", e);
         }
         return null;
+    }
+
+    /// <summary>A module path as given, or under the model's base prefix (<c>encoder.layer.2</c> → <c>bert.encoder.layer.2</c>).</summary>
+    public static string ModulePath(TextEncoderClassifier model, string path)
+    {
+        if (model.NamedModules().Any(m => m.Name == path)) return path;
+        var prefixed = model.EmbeddingsPath[..(model.EmbeddingsPath.IndexOf('.', StringComparison.Ordinal) + 1)] + path;
+        if (model.NamedModules().Any(m => m.Name == prefixed)) return prefixed;
+        throw new ArgumentException($"freeze.below '{path}' is not a module of the {model.ModelType} model (e.g. {model.LayerPath(model.NumLayers - 1)}).");
     }
 }

@@ -107,6 +107,8 @@ public sealed class TransformerTextTests : IDisposable
         for (int i = 0; i < expected.Length; i++) Assert.Equal(expected[i], actual[i], 5);
     }
 
+    private static string[] Trainable(TextEncoderClassifier m) => m.NamedTrainableParameters().Select(p => p.Name).ToArray();
+
     [Fact]
     public void DistilBert_freeze_layers_freezes_the_embeddings_and_the_first_layers()
     {
@@ -121,6 +123,11 @@ public sealed class TransformerTextTests : IDisposable
         Assert.True(result.After.Report.Accuracy > result.Before.Report.Accuracy, $"{result.Before.Report.Accuracy} → {result.After.Report.Accuracy}");
         foreach (var (k, v) in m.GetModule(m.LayerPath(0)).StateDict()) Assert.Equal(frozenBefore[k], v.ToArray());
         Assert.True(TextBundle.Load(result.RunDir).GoldenMaxDiff <= 1e-5);
+        // freeze.below with or without the model's base prefix freezes the same parameters as freeze.layers
+        var layers = Trainable(recipe.Net.Transformer!);
+        foreach (var below in new[] { "transformer.layer.1", "distilbert.transformer.layer.1" })
+            Assert.Equal(layers, Trainable(TextClassification.Prepare(Config(Fixture("distilbert-tiny"), $"freeze: {{ below: {below} }}\n"), TextWriter.Null).Net.Transformer!));
+        Assert.Throws<ConfigException>(() => TextClassification.Prepare(Config(Fixture("distilbert-tiny"), "freeze: { below: transformer.layer.9 }\n"), TextWriter.Null));
         // freeze.layers beyond the model, and patterns that match nothing, are config errors
         Assert.Throws<ConfigException>(() => TextClassification.Prepare(Config(Fixture("distilbert-tiny"), "freeze: { layers: 5 }\n"), TextWriter.Null));
         Assert.Throws<ConfigException>(() => TextClassification.Prepare(Config(Fixture("distilbert-tiny"), "freeze: { patterns: [nothing.*] }\n"), TextWriter.Null));
