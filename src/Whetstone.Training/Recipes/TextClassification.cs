@@ -62,7 +62,7 @@ public sealed class TextClassification
         (TrainSet, ValidationSet, TestSet) = LoadData(cfg);
         if (cfg.Text.Model is { } hf)
         {
-            (Net, BaseModelPath, Lora) = TransformerText.Prepare(cfg, hf, Labels.Count, log);
+            (Net, BaseModelPath, Lora) = TransformerText.Prepare(cfg, hf, Labels, log);
         }
         else
         {

@@ -42,14 +42,16 @@ internal static class TransformerText
         return Directory.Exists(local) ? local : name;
     }
 
-    public static (TextNet Net, string Folder, LoraConfig? Lora) Prepare(TrainConfig cfg, string name, int labels, TextWriter log)
+    public static (TextNet Net, string Folder, LoraConfig? Lora) Prepare(TrainConfig cfg, string name, IReadOnlyList<string> labels, TextWriter log)
     {
         TextEncoderClassifier model;
         HfLoadReport report;
-        try { (model, report) = HfModel.Load(Locate(cfg, name), labels, (int)(cfg.Seed % int.MaxValue)); }
+        try { (model, report) = HfModel.Load(Locate(cfg, name), labels.Count, (int)(cfg.Seed % int.MaxValue)); }
         catch (HfCheckpointException e) when (e.Fault == HfFault.ModelNotFound)
         { throw new ConfigException($"{cfg.Source}: text.model '{name}' {e.Message}", e); }
         log.WriteLine(report.ToString());
+        if (report.Complete && report.Labels is { } own && !own.SequenceEqual(labels, StringComparer.Ordinal))
+            log.WriteLine($"  note: the checkpoint's own head ({string.Join(", ", own)}) is kept and trained for this data's labels in head order ({string.Join(", ", labels)}).");
         if (model.Tokenizer is null) throw new ConfigException($"{cfg.Source}: text.model '{name}' ({report.Folder}) has no tokenizer files (vocab.txt, vocab.json + merges.txt or tokenizer.json).");
         var lora = Adapt(cfg, model, new Rng(cfg.Seed ^ 0x10CA));
         model.Train();
