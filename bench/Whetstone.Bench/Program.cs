@@ -9,6 +9,7 @@ internal static class Program
         ["encoder-step"] = ("BERT-base classifier training step in 5 modes vs PyTorch (../shared/peer) [full|top2|head|lora|infer ...] [--threads N] [--iters N] [--no-peer]",
             a => { EncoderStepBench.Run(a[1..]); return 0; }),
         ["load-bert"] = ("HfModel.Load of a random bert-base-shaped safetensors checkpoint (110M params, /tmp) [--reps N] [--dir PATH]", HfLoadBench.Run),
+        ["tokenize"] = ("Tokenization throughput: WordPiece (bert_vocab) and byte-level BPE (gpt2_bpe) over the sentiment sentences [--threads 1,2] [--repeat N]", TokenizeBench.Run),
         ["gemm-parts"] = ("GEMM pieces alone: micro-kernel GFLOP/s on cached panels, packing rates [--kernel 14x32] [--mc N --kc N]", GemmBench.Parts),
     };
 

@@ -212,13 +212,13 @@ internal static class Commands
     }
 
     /// <summary>Runs a command body; known failures print one clear line (no stack trace) and exit 1.</summary>
-    private static int Guard(ParseResult r, Option<int>? threads, Func<int> body)
+    internal static int Guard(ParseResult r, Option<int>? threads, Func<int> body)
     {
         if (threads is not null && r.GetValue(threads) is > 0 and var n) Par.Threads = n;
         try { return body(); }
         catch (Exception e) when (e is ConfigException or DataException or BundleException or FileNotFoundException or DirectoryNotFoundException
                                       or NotSupportedException or InvalidOperationException or ArgumentException or KeyNotFoundException
-                                      or Models.Checkpoints.SafeTensorsFormatException || e.GetType().Name.EndsWith("ImportException", StringComparison.Ordinal)
+                                      or Models.Checkpoints.SafeTensorsFormatException or Models.Checkpoints.HfCheckpointException || e.GetType().Name.EndsWith("ImportException", StringComparison.Ordinal)
                                       || e.GetType().Name.EndsWith("FormatException", StringComparison.Ordinal))
         {
             Console.Out.Flush();

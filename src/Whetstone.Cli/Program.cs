@@ -20,6 +20,7 @@ internal static class Program
         root.Subcommands.Add(Commands.ModelsList());
         root.Subcommands.Add(Commands.Layers());
         root.Subcommands.Add(TuneCommand.Create(threads));
+        root.Subcommands.Add(ExportCommand.Create(threads));
 
         var info = new Command("info", "Show the engine's configuration: instruction sets, threads");
         info.SetAction(_ =>

@@ -22,8 +22,8 @@ internal static class TextCommands
             Format = format ?? "auto", TextColumn = text.TextColumn, PairColumn = text.PairColumn, LabelColumn = text.LabelColumn,
             LabelMap = text.LabelMap, BadRows = text.BadRows, FilePattern = text.FilePattern,
         }).WithLabels(bundle.Labels, "evaluation data");
-        var ids = set.Rows.Select(r => bundle.Model.Encoder.Tokenize(r.Text, r.Pair, bundle.MaxLength)).ToArray();
-        var after = TextClassification.Score(bundle.Model, ids, set.Labels, set.LabelNames);
+        var ids = set.Rows.Select(r => bundle.Net.Tokenize(r.Text, r.Pair, bundle.MaxLength)).ToArray();
+        var after = TextClassification.Score(bundle.Net, ids, set.Labels, set.LabelNames);
         EvalResult? before = noBefore ? null : TextClassification.Score(TextBundle.BeforeFineTuning(bundle), ids, set.Labels, set.LabelNames);
         Console.WriteLine(json ? EvalJson.Write(after, before, Path.GetFileName(path)) : EvalJson.Text(after, before));
         return 0;

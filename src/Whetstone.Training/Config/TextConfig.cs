@@ -6,6 +6,13 @@ namespace Whetstone.Training.Config;
 /// </summary>
 public sealed record TextConfig
 {
+    /// <summary>
+    /// A Hugging Face encoder (BERT, DistilBERT, RoBERTa/XLM-R) to fine-tune instead of word vectors: a model folder
+    /// (config.json, safetensors weights, tokenizer files) or a hub name <c>org/name</c> already in the local Hugging Face
+    /// cache. When set, <see cref="Vectors"/>, <see cref="Encoder"/>, <see cref="Filters"/>, <see cref="KernelSizes"/>,
+    /// <see cref="TuneVectors"/> and <see cref="Dropout"/> are unused (the model's own dropout applies).
+    /// </summary>
+    public string? Model { get; init; }
     /// <summary>Word vectors: a wink-embeddings JSON (GloVe), a <c>.whetvec</c> cache, or <c>asset:glove100</c>.</summary>
     public string Vectors { get; init; } = "asset:glove100";
     /// <summary><c>pool</c> (mean + max over tokens) or <c>cnn</c> (1-D convolutions, max over time).</summary>

@@ -21,6 +21,7 @@ public sealed record TrainConfig
     public DataConfig Data { get; init; } = new();
     public TextConfig Text { get; init; } = new();
     public FreezeConfig Freeze { get; init; } = new();
+    public LoraSection? Lora { get; init; }
     public List<UnfreezeStep> Unfreeze { get; init; } = [];
     public TrainSection Train { get; init; } = new();
     public SearchConfig? Search { get; init; }
@@ -90,6 +91,11 @@ public sealed record FreezeConfig
     public string? Below { get; init; }
     /// <summary>Freeze the whole backbone (only the head trains).</summary>
     public bool Backbone { get; init; }
+    /// <summary>
+    /// Transformer text models (<c>text.model</c>): freeze the embeddings and the first K transformer layers (0 = only
+    /// the embeddings stay trainable too; null = nothing frozen). The layers above and the head train.
+    /// </summary>
+    public int? Layers { get; init; }
     /// <summary>Extra name patterns to freeze (globs over dotted parameter names, or re:REGEX).</summary>
     public List<string> Patterns { get; init; } = [];
 }

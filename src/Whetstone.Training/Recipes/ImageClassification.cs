@@ -114,6 +114,8 @@ public sealed class ImageClassification
         Need(t.Epochs >= 1, $"train.epochs must be ≥ 1 (got {t.Epochs}).");
         Need(t.BatchSize >= 1, $"train.batch_size must be ≥ 1 (got {t.BatchSize}).");
         Need(t.Lr > 0, $"train.lr must be > 0 (got {t.Lr}).");
+        Need(c.Lora is null, "lora: applies to transformer text models (task: text-classification with text.model); image backbones use freeze: instead.");
+        Need(c.Freeze.Layers is null, "freeze.layers applies to transformer text models; image backbones use freeze.below: LAYER.");
         Need(t.GradAccum >= 1, $"train.grad_accum must be ≥ 1 (got {t.GradAccum}).");
         Need(t.Warmup is >= 0 and < 1, $"train.warmup is a fraction of all steps in [0, 1) (got {t.Warmup}).");
         Need(t.Optimizer is "adamw" or "sgd", $"train.optimizer must be adamw or sgd (got '{t.Optimizer}').");

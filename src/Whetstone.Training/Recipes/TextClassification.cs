@@ -5,6 +5,7 @@ using Whetstone.Models;
 using Whetstone.Models.Text;
 using Whetstone.Models.WordVectors;
 using Whetstone.Nn;
+using Whetstone.Nn.Lora;
 using Whetstone.Nn.Optimizers;
 using Whetstone.Tensors;
 using Whetstone.Tensors.Autograd;
@@ -17,7 +18,7 @@ using Whetstone.Training.Runs;
 namespace Whetstone.Training.Recipes;
 
 /// <summary>Texts turned into token ids once, with their labels.</summary>
-internal sealed record EncodedTexts(TextDataset Data, int[][] Ids);
+internal sealed record EncodedTexts(TextDataset Data, TokenizedText[] Ids);
 
 /// <summary>
 /// Text classification by transfer learning: pre-trained word vectors (GloVe) under a small trainable encoder (pooling
@@ -34,9 +35,16 @@ public sealed class TextClassification
     private readonly Rng _rng;
     private readonly Dictionary<TextDataset, EncodedTexts> _encoded = new(ReferenceEqualityComparer.Instance);
 
-    public TextClassifier Model { get; }
-    public WordVectors Vectors { get; }
-    public string VectorsPath { get; }
+    /// <summary>The model that trains (either path).</summary>
+    public TextNet Net { get; }
+    public Module Model => Net.Module;
+    /// <summary>The word vectors (word-vector path; null for transformers).</summary>
+    public WordVectors? Vectors { get; }
+    public string? VectorsPath { get; }
+    /// <summary>The Hugging Face model folder (transformer path; null for word vectors).</summary>
+    public string? BaseModelPath { get; }
+    /// <summary>The LoRA adapters' settings when the run injects them.</summary>
+    public LoraConfig? Lora { get; }
     public TextDataset TrainSet { get; }
     public TextDataset ValidationSet { get; }
     public TextDataset? TestSet { get; }
@@ -52,10 +60,17 @@ public sealed class TextClassification
         if (cfg.Train.Threads > 0) Par.Threads = cfg.Train.Threads;
         Validate(cfg);
         (TrainSet, ValidationSet, TestSet) = LoadData(cfg);
-        VectorsPath = Assets.Resolve(cfg.Text.Vectors, cfg.BaseDirectory, fetch: true, log);
-        Vectors = LoadVectors(VectorsPath, log);
-        Model = new TextClassifier(MakeEncoder(cfg, Vectors, TrainSet, _rng), new HeadSpec(Labels.Count, cfg.Model.HeadHidden, cfg.Model.HeadDropout), _rng, cfg.Text.Dropout);
-        Report = TextDataReport.Build(TrainSet, ValidationSet, TestSet, Model.Encoder.Count, cfg.Text.MaxLength);
+        if (cfg.Text.Model is { } hf)
+        {
+            (Net, BaseModelPath, Lora) = TransformerText.Prepare(cfg, hf, Labels, log);
+        }
+        else
+        {
+            VectorsPath = Assets.Resolve(cfg.Text.Vectors, cfg.BaseDirectory, fetch: true, log);
+            Vectors = LoadVectors(VectorsPath, log);
+            Net = new TextNet(new TextClassifier(MakeEncoder(cfg, Vectors, TrainSet, _rng), new HeadSpec(Labels.Count, cfg.Model.HeadHidden, cfg.Model.HeadDropout), _rng, cfg.Text.Dropout));
+        }
+        Report = TextDataReport.Build(TrainSet, ValidationSet, TestSet, Net.Count, cfg.Text.MaxLength);
         log.WriteLine(Report.ToText());
         foreach (var s in TrainSet.Skipped.Take(3)) log.WriteLine($"  skipped {s}");
     }
@@ -98,6 +113,7 @@ public sealed class TextClassification
         Need(t.Schedule is "cosine" or "linear" or "constant" or "onecycle", $"train.schedule must be cosine, linear, constant or onecycle (got '{t.Schedule}').");
         Need(c.Data.Validation is >= 0 and < 1, $"data.validation is a fraction in [0, 1) (got {c.Data.Validation}).");
         Need(c.Data.Format is "idx" or "auto" or "csv" or "tsv" or "jsonl" or "json" or "email", $"data.format for text must be csv, tsv, jsonl, json, email or auto (got '{c.Data.Format}').");
+        TransformerText.Validate(c);
         Need(c.Text.Encoder is "pool" or "cnn", $"text.encoder must be pool or cnn (got '{c.Text.Encoder}').");
         Need(c.Text.MaxLength >= 1, $"text.max_length must be ≥ 1 (got {c.Text.MaxLength}).");
         Need(c.Text.BadRows is "error" or "skip", $"text.bad_rows must be error or skip (got '{c.Text.BadRows}').");
@@ -129,7 +145,7 @@ public sealed class TextClassification
     internal EncodedTexts Encoded(TextDataset data)
     {
         if (_encoded.TryGetValue(data, out var e)) return e;
-        var ids = data.Rows.Select(r => Model.Encoder.Tokenize(r.Text, r.Pair, MaxLength)).ToArray();
+        var ids = data.Rows.Select(r => Net.Tokenize(r.Text, r.Pair, MaxLength)).ToArray();
         return _encoded[data] = new EncodedTexts(data, ids);
     }
 
@@ -138,13 +154,16 @@ public sealed class TextClassification
     public string DescribeLayers()
     {
         var sb = new StringBuilder();
-        sb.AppendLine($"{"parameter",-28} {"shape",-14} {"params",10}  trainable");
-        sb.AppendLine($"{"(word vectors)",-28} {$"[{Vectors.Rows},{Vectors.Dim}]",-14} {(long)Vectors.Rows * Vectors.Dim,10:N0}  frozen");
+        int width = Math.Max(28, Model.NamedParameters().Select(p => p.Name.Length).DefaultIfEmpty(0).Max());
+        sb.AppendLine($"{"parameter".PadRight(width)} {"shape",-14} {"params",10}  trainable");
+        if (Vectors is not null) sb.AppendLine($"{"(word vectors)".PadRight(width)} {$"[{Vectors.Rows},{Vectors.Dim}]",-14} {(long)Vectors.Rows * Vectors.Dim,10:N0}  frozen");
         foreach (var (name, p) in Model.NamedParameters())
-            sb.AppendLine($"{name,-28} {"[" + string.Join(",", p.Shape.ToArray()) + "]",-14} {p.Size,10:N0}  {(p.RequiresGrad ? "yes" : "frozen")}");
+            sb.AppendLine($"{name.PadRight(width)} {"[" + string.Join(",", p.Shape.ToArray()) + "]",-14} {p.Size,10:N0}  {(p.RequiresGrad ? "yes" : "frozen")}");
         sb.AppendLine();
-        sb.AppendLine($"encoder: {Model.Encoder.Spec()["encoder"]}, {Model.Encoder.OutputDim} features, dropout {Model.FeatureDropout}; head {Model.HeadSpec.Describe()}; {Model.TrainableParameterCount():N0} trainable parameters");
-        sb.AppendLine($"data: {TrainSet.Count} train, {ValidationSet.Count} validation, {TestSet?.Count ?? 0} test, {Labels.Count} classes; features {(Model.Encoder.Trains ? "computed each step (the encoder trains)" : "cached once (the encoder has no trainable weights)")}");
+        if (Net.WordModel is { } w)
+            sb.AppendLine($"encoder: {w.Encoder.Spec()["encoder"]}, {w.Encoder.OutputDim} features, dropout {w.FeatureDropout}; head {w.HeadSpec.Describe()}; {Model.TrainableParameterCount():N0} trainable parameters");
+        else sb.AppendLine($"encoder: {Describe()}; {Model.TrainableParameterCount():N0} trainable parameters");
+        sb.AppendLine($"data: {TrainSet.Count} train, {ValidationSet.Count} validation, {TestSet?.Count ?? 0} test, {Labels.Count} classes; features {(Net.CachesFeatures ? "cached once (the encoder has no trainable weights)" : "computed each step (the encoder trains)")}");
         sb.Append(Report.ToText());
         return sb.ToString();
     }
@@ -152,10 +171,15 @@ public sealed class TextClassification
     // ------------------------------------------------------------------ evaluation
 
     /// <summary>Scores <see cref="Model"/> on <paramref name="data"/> (eval mode, no gradients).</summary>
-    public EvalResult Evaluate(TextDataset data) => Score(Model, Encoded(data).Ids, data.Labels, data.LabelNames);
+    public EvalResult Evaluate(TextDataset data) => Score(Net, Encoded(data).Ids, data.Labels, data.LabelNames);
+
+    /// <summary>The model in words, for logs and the report.</summary>
+    public string Describe() => Net.Transformer is { } m
+        ? $"{m.ModelType} from {_cfg.Text.Model} ({m.NumLayers} layers, hidden {m.HiddenSize}){(Lora is { } l ? $", LoRA r={l.Rank} α={l.Alpha} on {l.TargetModules}" : "")}"
+        : $"{_cfg.Text.Vectors} word vectors, {_cfg.Text.Encoder} encoder";
 
     /// <summary>Features [n, F] of <paramref name="ids"/> in eval mode, as plain floats (kept across steps).</summary>
-    internal static float[] Features(TextClassifier model, int[][] ids)
+    internal static float[] Features(TextClassifier model, TokenizedText[] ids)
     {
         int f = model.Encoder.OutputDim;
         var o = new float[ids.Length * f];
@@ -168,7 +192,7 @@ public sealed class TextClassification
                 int n = Math.Min(256, ids.Length - s);
                 using var scope = new TensorScope();
                 using var noGrad = Graph.NoGrad();
-                model.Encoder.Encode(ids.AsSpan(s, n).ToArray()).Span.CopyTo(o.AsSpan(s * f, n * f));
+                model.Encoder.Encode(ids.AsSpan(s, n).ToArray().Select(e => e.Ids).ToArray()).Span.CopyTo(o.AsSpan(s * f, n * f));
             }
         }
         finally { model.Train(training); }
@@ -176,11 +200,12 @@ public sealed class TextClassification
     }
 
     /// <summary>Scores <paramref name="model"/> on token ids with true labels; keeps every example's probabilities.</summary>
-    internal static EvalResult Score(TextClassifier model, int[][] ids, int[] truth, IReadOnlyList<string> labels, float[]? features = null)
+    internal static EvalResult Score(TextNet net, TokenizedText[] ids, int[] truth, IReadOnlyList<string> labels, float[]? features = null)
     {
+        var model = net.Module;
         bool training = model.IsTraining;
         model.Eval();
-        int k = model.HeadSpec.Classes, f = model.Encoder.OutputDim;
+        int k = net.Classes, f = net.WordModel?.Encoder.OutputDim ?? 0;
         var predicted = new int[ids.Length];
         var probabilities = new float[ids.Length * k];
         double lossSum = 0;
@@ -191,7 +216,7 @@ public sealed class TextClassification
                 int n = Math.Min(128, ids.Length - s);
                 using var scope = new TensorScope();
                 using var noGrad = Graph.NoGrad();
-                var logits = features is null ? model.Forward(ids.AsSpan(s, n).ToArray()) : model.ForwardFeatures(Tensor.From(features.AsSpan(s * f, n * f), n, f));
+                var logits = features is null ? net.Logits(ids.AsSpan(s, n).ToArray()) : net.WordModel!.ForwardFeatures(Tensor.From(features.AsSpan(s * f, n * f), n, f));
                 lossSum += Tensor.CrossEntropy(logits, truth.AsSpan(s, n)).Item() * n;
                 logits.ArgMax(1).CopyTo(predicted, s);
                 logits.Softmax().Span.CopyTo(probabilities.AsSpan(s * k, n * k));
@@ -215,10 +240,10 @@ public sealed class TextClassification
         run.WriteText("config.yaml", ConfigWriter.ToYaml(cfg));
         run.WriteText("data_report.json", Report.ToJson().ToJsonString(RunDirectory.Json));
         _log.WriteLine($"run folder: {run.Path}");
-        bool cache = !Model.Encoder.Trains;
+        bool cache = Net.CachesFeatures;
         var featureCache = new Dictionary<TextDataset, float[]>(ReferenceEqualityComparer.Instance);
-        float[]? FeaturesOf(TextDataset d) => !cache ? null : featureCache.TryGetValue(d, out var f) ? f : featureCache[d] = Features(Model, Encoded(d).Ids);
-        EvalResult Eval(TextDataset d) => Score(Model, Encoded(d).Ids, d.Labels, d.LabelNames, FeaturesOf(d));
+        float[]? FeaturesOf(TextDataset d) => !cache ? null : featureCache.TryGetValue(d, out var f) ? f : featureCache[d] = Features(Net.WordModel!, Encoded(d).Ids);
+        EvalResult Eval(TextDataset d) => Score(Net, Encoded(d).Ids, d.Labels, d.LabelNames, FeaturesOf(d));
 
         var evalSet = TestSet ?? ValidationSet;
         string evalName = TestSet is null ? "validation" : "test";
@@ -238,7 +263,7 @@ public sealed class TextClassification
 
         var train = Encoded(TrainSet);
         var trainFeatures = FeaturesOf(TrainSet);
-        int f = Model.Encoder.OutputDim;
+        int f = Net.WordModel?.Encoder.OutputDim ?? 0;
         var shuffle = new Rng(cfg.Seed ^ 0x5EED);
         var epochSeconds = new List<double>();
         var end = new EpochEnd(run, Model, _log);
@@ -260,12 +285,12 @@ public sealed class TextClassification
                 using (new TensorScope())
                 {
                     Tensor logits;
-                    if (trainFeatures is null) logits = Model.Forward(idx.Select(i => train.Ids[i]).ToArray());
+                    if (trainFeatures is null) logits = Net.Logits(idx.Select(i => train.Ids[i]).ToArray());
                     else
                     {
                         var x = Tensor.Empty(n, f);
                         for (int r = 0; r < n; r++) trainFeatures.AsSpan(idx[r] * f, f).CopyTo(x.Span.Slice(r * f, f));
-                        logits = Model.ForwardFeatures(x);
+                        logits = Net.WordModel!.ForwardFeatures(x);
                     }
                     var l = Tensor.CrossEntropy(logits, y, labelSmoothing: t.LabelSmoothing, classWeights: weights);
                     loss = l.Item();
@@ -303,7 +328,7 @@ public sealed class TextClassification
         run.WriteText("eval.json", EvalJson.Write(after, before, evalName));
         var validation = ReferenceEquals(evalSet, ValidationSet) ? after : Eval(ValidationSet);
         Reports.RunReport.Write(run, cfg, Labels, before, after, evalName, validation, i => (evalSet.Rows[i].Text, null), _log,
-            model: $"{cfg.Text.Vectors} word vectors, {cfg.Text.Encoder} encoder");
+            model: Describe());
         return new TrainResult(run.Path, bundle, before, after, evalName, epochSeconds, trainClock.Elapsed.TotalSeconds, Model.TrainableParameterCount(), cache ? "encoder" : null, stopped);
     }
 }

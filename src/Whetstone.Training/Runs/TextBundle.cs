@@ -3,6 +3,7 @@ using Whetstone.Models;
 using Whetstone.Models.Checkpoints;
 using Whetstone.Models.Text;
 using Whetstone.Models.WordVectors;
+using Whetstone.Nn.Lora;
 using Whetstone.Tensors;
 using Whetstone.Tensors.Autograd;
 using Whetstone.Tensors.Memory;
@@ -11,17 +12,26 @@ using Whetstone.Training.Recipes;
 
 namespace Whetstone.Training.Runs;
 
-/// <summary>A loaded text bundle: the classifier in eval mode, its label list (head order) and max length.</summary>
-public sealed record LoadedTextBundle(string Path, TextClassifier Model, IReadOnlyList<string> Labels, int MaxLength, JsonObject Info, double GoldenMaxDiff)
+/// <summary>A loaded text bundle: the classifier in eval mode (either path), its label list (head order) and max length.</summary>
+public sealed record LoadedTextBundle(string Path, TextNet Net, IReadOnlyList<string> Labels, int MaxLength, JsonObject Info, double GoldenMaxDiff)
 {
+    /// <summary>The trained module (a <see cref="TextClassifier"/> or a <see cref="TextEncoderClassifier"/>).</summary>
+    public Nn.Module Model => Net.Module;
+
+    /// <summary>The Hugging Face folder a transformer bundle was fine-tuned from (null for word vectors).</summary>
+    public string? BaseModelPath => Info["encoder"]?["model_path"]?.GetValue<string>();
+
+    /// <summary>The LoRA settings of an adapter bundle (null when the bundle holds full weights).</summary>
+    public LoraConfig? Lora => TextBundle.ReadLora(Info);
+
     /// <summary>Class probabilities of each text.</summary>
     public float[][] Predict(IReadOnlyList<string> texts)
     {
         ArgumentNullException.ThrowIfNull(texts);
-        var ids = texts.Select(t => Model.Encoder.Tokenize(t, null, MaxLength)).ToArray();
+        var ids = texts.Select(t => Net.Tokenize(t, null, MaxLength)).ToArray();
         using var scope = new TensorScope();
         using var noGrad = Graph.NoGrad();
-        var p = Model.Forward(ids).Softmax().ToArray();
+        var p = Net.Logits(ids).Softmax().ToArray();
         int k = Labels.Count;
         return Enumerable.Range(0, texts.Count).Select(i => p.AsSpan(i * k, k).ToArray()).ToArray();
     }
@@ -31,7 +41,10 @@ public sealed record LoadedTextBundle(string Path, TextClassifier Model, IReadOn
 /// The bundle of a text classifier (<c>task: text-classification</c> in <c>whetstone.json</c>): <c>model.safetensors</c>
 /// (encoder and head weights; the frozen word vectors are not copied), <c>whetstone.json</c> (labels, encoder spec with
 /// the word vectors' path and SHA-256 — the vectors are found again by that hash —, head, max length, metrics) and a
-/// golden set of texts with their logits, replayed on load.
+/// golden set of texts with their logits, replayed on load. A transformer bundle (<c>encoder.kind: transformer</c>)
+/// names the Hugging Face folder it was fine-tuned from and the SHA-256 of its weight files; it holds the full state
+/// dict (<c>model.safetensors</c>, Hugging Face names) after a full or partial fine-tune, and only the LoRA adapters and
+/// the head (<c>adapters.safetensors</c>) after a LoRA run.
 /// </summary>
 public static class TextBundle
 {
@@ -47,31 +60,51 @@ public static class TextBundle
 
     internal static string Save(string dir, TextClassification recipe, EvalResult before, EvalResult after, string evalName)
     {
-        var model = recipe.Model;
+        var net = recipe.Net;
+        var model = net.Module;
         var tmp = dir + ".partial";
         if (Directory.Exists(tmp)) Directory.Delete(tmp, recursive: true);
         Directory.CreateDirectory(tmp);
-        SafeTensors.Save(Path.Combine(tmp, "model.safetensors"), model.StateDict(), new Dictionary<string, string> { ["format"] = Bundle.Format });
+        var meta = new Dictionary<string, string> { ["format"] = Bundle.Format };
+        if (net.Transformer is { } tr && recipe.Lora is not null) SafeTensors.Save(Path.Combine(tmp, AdaptersFile), tr.AdapterStateDict(), meta);
+        else SafeTensors.Save(Path.Combine(tmp, "model.safetensors"), model.StateDict(), meta);
         var golden = recipe.TestSet ?? recipe.ValidationSet;
         var texts = golden.Rows.Take(8).Select(r => r.Text).ToArray();
         using (new TensorScope())
         using (Graph.NoGrad())
         {
             model.Eval();
-            var logits = model.Forward(texts.Select(t => model.Encoder.Tokenize(t, null, recipe.MaxLength)).ToArray());
+            var logits = net.Logits(texts.Select(t => net.Tokenize(t, null, recipe.MaxLength)).ToArray());
             SafeTensors.Save(Path.Combine(tmp, "golden.safetensors"), new Dictionary<string, Tensor> { ["logits"] = logits });
             model.Train();
         }
-        var encoder = model.Encoder.Spec();
-        encoder["vectors_path"] = recipe.VectorsPath;
+        JsonObject encoder;
+        if (net.Transformer is { } t)
+        {
+            encoder = new JsonObject
+            {
+                ["kind"] = "transformer", ["model_type"] = t.ModelType, ["model_path"] = recipe.BaseModelPath,
+                ["weights_sha256"] = TextNet.WeightsSha256(recipe.BaseModelPath!),
+            };
+            if (recipe.Lora is { } l)
+                encoder["lora"] = new JsonObject { ["r"] = l.Rank, ["lora_alpha"] = l.Alpha, ["lora_dropout"] = l.Dropout, ["target_modules"] = l.TargetModules, ["modules_to_save"] = l.ModulesToSave };
+        }
+        else
+        {
+            encoder = net.WordModel!.Encoder.Spec();
+            encoder["vectors_path"] = recipe.VectorsPath;
+        }
+        var head = net.WordModel is { } w
+            ? new JsonObject { ["classes"] = w.HeadSpec.Classes, ["hidden"] = w.HeadSpec.Hidden, ["dropout"] = w.HeadSpec.Dropout }
+            : new JsonObject { ["classes"] = net.Classes, ["modules"] = new JsonArray(net.Transformer!.HeadPaths.Select(h => (JsonNode?)JsonValue.Create(h)).ToArray()) };
         var info = new JsonObject
         {
             ["format"] = Bundle.Format,
             ["task"] = TextClassification.TaskName,
             ["labels"] = new JsonArray(recipe.Labels.Select(l => (JsonNode?)JsonValue.Create(l)).ToArray()),
             ["encoder"] = encoder,
-            ["head"] = new JsonObject { ["classes"] = model.HeadSpec.Classes, ["hidden"] = model.HeadSpec.Hidden, ["dropout"] = model.HeadSpec.Dropout },
-            ["feature_dropout"] = model.FeatureDropout,
+            ["head"] = head,
+            ["feature_dropout"] = net.WordModel?.FeatureDropout ?? 0,
             ["max_length"] = recipe.MaxLength,
             ["trainable_parameters"] = model.TrainableParameterCount(),
             ["data_report"] = recipe.Report.ToJson(),
@@ -85,14 +118,54 @@ public static class TextBundle
     }
 
     /// <summary>The model as it was before fine-tuning: the same pre-trained vectors and encoder spec, untrained weights (seeded).</summary>
-    public static TextClassifier BeforeFineTuning(LoadedTextBundle bundle, ulong seed = 42)
+    public static TextNet BeforeFineTuning(LoadedTextBundle bundle, ulong seed = 42)
     {
         ArgumentNullException.ThrowIfNull(bundle);
-        var enc = (WordVectorEncoder)bundle.Model.Encoder;
+        if (bundle.Net.Transformer is not null)
+            return new TextNet(HfModel.Load(bundle.BaseModelPath!, bundle.Labels.Count, (int)(seed % int.MaxValue)).Model);
+        var word = bundle.Net.WordModel!;
+        var enc = (WordVectorEncoder)word.Encoder;
         var rng = new Rng(seed);
-        var model = new TextClassifier(new WordVectorEncoder(enc.Vectors, enc.EncoderSpec, rng), bundle.Model.HeadSpec, rng, bundle.Model.FeatureDropout);
+        var model = new TextClassifier(new WordVectorEncoder(enc.Vectors, enc.EncoderSpec, rng), word.HeadSpec, rng, word.FeatureDropout);
         model.Eval();
-        return model;
+        return new TextNet(model);
+    }
+
+    /// <summary>The file an adapter bundle keeps its LoRA adapters and head in.</summary>
+    public const string AdaptersFile = "adapters.safetensors";
+
+    internal static LoraConfig? ReadLora(JsonObject info) => info["encoder"]?["lora"] is JsonObject l
+        ? new LoraConfig
+        {
+            Rank = l["r"]!.GetValue<int>(), Alpha = l["lora_alpha"]!.GetValue<double>(), Dropout = l["lora_dropout"]!.GetValue<double>(),
+            TargetModules = l["target_modules"]!.GetValue<string>(), ModulesToSave = l["modules_to_save"]?.GetValue<string>(),
+        }
+        : null;
+
+    /// <summary>Rebuilds a transformer bundle's model: the base checkpoint (hash checked), LoRA re-injected, the bundle's weights on top.</summary>
+    private static TextNet LoadTransformer(string dir, string infoPath, JsonObject info, int labels)
+    {
+        var enc = info["encoder"]!.AsObject();
+        var basePath = enc["model_path"]!.GetValue<string>();
+        var sha = enc["weights_sha256"]!.GetValue<string>();
+        if (!Directory.Exists(basePath)) throw new BundleException($"{infoPath}: the base model it was fine-tuned from ({basePath}, weights SHA-256 {sha}) is not there; copy it back.");
+        var actual = TextNet.WeightsSha256(basePath);
+        if (actual != sha) throw new BundleException($"{infoPath}: the base model at {basePath} has weights SHA-256 {actual}, but the bundle was trained on {sha}.");
+        var (model, _) = HfModel.Load(basePath, labels, 0);
+        var lora = ReadLora(info);
+        if (lora is not null) Nn.Lora.LoraInjector.Inject(model, lora, new Rng(0));
+        var weightsPath = Path.Combine(dir, lora is null ? "model.safetensors" : AdaptersFile);
+        try
+        {
+            var state = SafeTensors.LoadAll(weightsPath);
+            var r = model.LoadStateDict(state, strict: lora is null);
+            if (r.UnexpectedKeys.Count > 0 || (lora is not null && state.Count != model.AdapterStateDict().Count))
+                throw new BundleException($"{weightsPath}: the adapters do not fit the base model in {infoPath} (unexpected: {string.Join(", ", r.UnexpectedKeys.Take(5))}).");
+        }
+        catch (Exception e) when (e is Nn.StateDictException or SafeTensorsFormatException or FileNotFoundException)
+        { throw new BundleException($"{weightsPath}: the weights do not fit the architecture in {infoPath}: {e.Message}", e); }
+        model.Eval();
+        return new TextNet(model);
     }
 
     public static LoadedTextBundle Load(string path, TextWriter? log = null)
@@ -105,6 +178,28 @@ public static class TextBundle
         catch (System.Text.Json.JsonException e) { throw new BundleException($"{infoPath}: not valid JSON ({e.Message}).", e); }
         if (info["task"]?.GetValue<string>() != TextClassification.TaskName) throw new BundleException($"{infoPath}: not a text-classification bundle.");
         var labels = info["labels"]!.AsArray().Select(l => l!.GetValue<string>()).ToArray();
+        int maxLength = info["max_length"]!.GetValue<int>();
+        var enc = info["encoder"]!.AsObject();
+        TextNet net = enc["kind"]?.GetValue<string>() == "transformer" ? LoadTransformer(dir, infoPath, info, labels.Length) : LoadWordModel(dir, infoPath, info, labels, log);
+        var bundle = new LoadedTextBundle(dir, net, labels, maxLength, info, 0);
+        double maxDiff = 0;
+        var goldenPath = Path.Combine(dir, "golden.safetensors");
+        if (File.Exists(goldenPath))
+        {
+            var texts = info["golden"]!["texts"]!.AsArray().Select(t => t!.GetValue<string>()).ToArray();
+            var expected = SafeTensors.LoadAll(goldenPath)["logits"].ToArray();
+            using var scope = new TensorScope();
+            using var noGrad = Graph.NoGrad();
+            var logits = net.Logits(texts.Select(t => net.Tokenize(t, null, maxLength)).ToArray()).ToArray();
+            for (int i = 0; i < expected.Length; i++) maxDiff = Math.Max(maxDiff, Math.Abs(logits[i] - expected[i]));
+            if (!(maxDiff <= Bundle.GoldenTolerance))
+                throw new BundleException($"{goldenPath}: the loaded model does not reproduce the bundle's golden predictions (max |Δlogit| = {maxDiff:G3} > {Bundle.GoldenTolerance}); the weights, the base model or the word vectors changed.");
+        }
+        return bundle with { GoldenMaxDiff = maxDiff };
+    }
+
+    private static TextNet LoadWordModel(string dir, string infoPath, JsonObject info, string[] labels, TextWriter? log)
+    {
         var enc = info["encoder"]!.AsObject();
         var vectorsPath = enc["vectors_path"]!.GetValue<string>();
         var sha = enc["vectors_sha256"]!.GetValue<string>();
@@ -131,21 +226,6 @@ public static class TextBundle
         catch (Exception e) when (e is Nn.StateDictException or SafeTensorsFormatException or FileNotFoundException)
         { throw new BundleException($"{weightsPath}: the weights do not fit the architecture in {infoPath}: {e.Message}", e); }
         model.Eval();
-        int maxLength = info["max_length"]!.GetValue<int>();
-        var bundle = new LoadedTextBundle(dir, model, labels, maxLength, info, 0);
-        double maxDiff = 0;
-        var goldenPath = Path.Combine(dir, "golden.safetensors");
-        if (File.Exists(goldenPath))
-        {
-            var texts = info["golden"]!["texts"]!.AsArray().Select(t => t!.GetValue<string>()).ToArray();
-            var expected = SafeTensors.LoadAll(goldenPath)["logits"].ToArray();
-            using var scope = new TensorScope();
-            using var noGrad = Graph.NoGrad();
-            var logits = model.Forward(texts.Select(t => model.Encoder.Tokenize(t, null, maxLength)).ToArray()).ToArray();
-            for (int i = 0; i < expected.Length; i++) maxDiff = Math.Max(maxDiff, Math.Abs(logits[i] - expected[i]));
-            if (!(maxDiff <= Bundle.GoldenTolerance))
-                throw new BundleException($"{goldenPath}: the loaded model does not reproduce the bundle's golden predictions (max |Δlogit| = {maxDiff:G3} > {Bundle.GoldenTolerance}); the weights or the word vectors changed.");
-        }
-        return bundle with { GoldenMaxDiff = maxDiff };
+        return new TextNet(model);
     }
 }
