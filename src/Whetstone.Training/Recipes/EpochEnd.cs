@@ -24,6 +24,43 @@ internal sealed class EpochEnd(RunDirectory run, Module model, TextWriter log)
         _ => new WarmupCosine((long)(t.Warmup * totalSteps), totalSteps),
     };
 
+    /// <summary>
+    /// Logs the epoch (a line, and a metrics.jsonl record with <paramref name="extra"/> fields), saves last (and best when
+    /// it is); returns false when the callback stops training.
+    /// </summary>
+    public bool Finish(int epoch, double trainLoss, EvalResult val, double seconds, string note, JsonObject extra, EpochCallback? onEpoch)
+    {
+        log.WriteLine($"epoch {epoch}: train loss {trainLoss:F4}, validation loss {val.Loss:F4}, accuracy {val.Report.Accuracy:P1}, macro-F1 {val.Report.MacroF1:F3} ({seconds:F2} s{note})");
+        var record = new JsonObject
+        {
+            ["epoch"] = epoch, ["train_loss"] = RunDirectory.Num(trainLoss), ["val_loss"] = RunDirectory.Num(val.Loss),
+            ["val_accuracy"] = RunDirectory.Num(val.Report.Accuracy), ["val_macro_f1"] = RunDirectory.Num(val.Report.MacroF1),
+            ["seconds"] = RunDirectory.Num(seconds), ["trainable"] = model.TrainableParameterCount(),
+        };
+        foreach (var (k, v) in extra.ToArray()) { extra.Remove(k); record[k] = v; }
+        run.Log(record);
+        return Finish(epoch, val, onEpoch);
+    }
+
+    /// <summary>Every tenth optimiser step: a metrics.jsonl record with the batch loss, learning rate and gradient norm.</summary>
+    public void Step(long step, int epoch, double loss, double lr, double gradNorm)
+    {
+        if (step % 10 == 0)
+            run.Log(new JsonObject { ["step"] = step, ["epoch"] = epoch, ["loss"] = RunDirectory.Num(loss), ["lr"] = RunDirectory.Num(lr), ["grad_norm"] = RunDirectory.Num(gradNorm) });
+    }
+
+    /// <summary>Logs the model's scores before or after fine-tuning (a line and a metrics.jsonl event).</summary>
+    public void Result(string when, string split, EvalResult r)
+    {
+        log.WriteLine($"{when} fine-tuning: {split} accuracy {r.Report.Accuracy:P1}, macro-F1 {r.Report.MacroF1:F3}, loss {r.Loss:F3}");
+        var record = new JsonObject { ["event"] = when, ["split"] = split };
+        if (when == "after") record["best_epoch"] = BestEpoch;
+        record["accuracy"] = RunDirectory.Num(r.Report.Accuracy);
+        record["macro_f1"] = RunDirectory.Num(r.Report.MacroF1);
+        record["loss"] = RunDirectory.Num(r.Loss);
+        run.Log(record);
+    }
+
     /// <summary>Saves last (and best when it is); returns false when the callback stops training.</summary>
     public bool Finish(int epoch, EvalResult val, EpochCallback? onEpoch)
     {

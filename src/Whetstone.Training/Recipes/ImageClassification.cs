@@ -338,9 +338,9 @@ public sealed class ImageClassification
         var evalSet = TestSet ?? ValidationSet;
         string evalName = TestSet is null ? "validation" : "test";
         string? cacheLayer = CacheLayer();
+        var end = new EpochEnd(run, Model, _log);
         var before = Evaluate(evalSet, CacheFor(evalSet, cacheLayer, evalName));
-        _log.WriteLine($"before fine-tuning: {evalName} accuracy {before.Report.Accuracy:P1}, macro-F1 {before.Report.MacroF1:F3}, loss {before.Loss:F3}");
-        run.Log(new JsonObject { ["event"] = "before", ["split"] = evalName, ["accuracy"] = RunDirectory.Num(before.Report.Accuracy), ["macro_f1"] = RunDirectory.Num(before.Report.MacroF1), ["loss"] = RunDirectory.Num(before.Loss) });
+        end.Result("before", evalName, before);
 
         // ---- optimiser over what trains now; rebuilt when layers unfreeze
         var lrScales = new Dictionary<Tensor, double>(ReferenceEqualityComparer.Instance);
@@ -352,7 +352,6 @@ public sealed class ImageClassification
 
         var epochSeconds = new List<double>();
         var loader = new DataLoader(TrainSet, Preprocess, t.BatchSize, shuffle: true, augment: true, seed: cfg.Seed);
-        var end = new EpochEnd(run, Model, _log);
         var lastPath = end.LastPath;
         var trainClock = Stopwatch.StartNew();
         bool stopped = false;
@@ -402,30 +401,21 @@ public sealed class ImageClassification
                     optimizer.Step();
                     optimizer.ZeroGrad();
                     micro = 0;
-                    if (optimizer.StepCount % 10 == 0)
-                        run.Log(new JsonObject { ["step"] = optimizer.StepCount, ["epoch"] = epoch, ["loss"] = RunDirectory.Num(loss), ["lr"] = RunDirectory.Num(t.Lr * optimizer.LrFactor), ["grad_norm"] = RunDirectory.Num(norm) });
+                    end.Step(optimizer.StepCount, epoch, loss, t.Lr * optimizer.LrFactor, norm);
                 }
                 bar.Report(seen, $"loss {lossSum / seen:F4}");
             }
             var val = Evaluate(ValidationSet, CacheFor(ValidationSet, cacheLayer, "validation"));
             clock.Stop();
             epochSeconds.Add(clock.Elapsed.TotalSeconds);
-            _log.WriteLine($"epoch {epoch}: train loss {lossSum / seen:F4}, validation loss {val.Loss:F4}, accuracy {val.Report.Accuracy:P1}, macro-F1 {val.Report.MacroF1:F3} ({clock.Elapsed.TotalSeconds:F1} s{(cacheLayer is null ? "" : $", features cached at {cacheLayer}")})");
-            run.Log(new JsonObject
-            {
-                ["epoch"] = epoch, ["train_loss"] = RunDirectory.Num(lossSum / seen), ["val_loss"] = RunDirectory.Num(val.Loss),
-                ["val_accuracy"] = RunDirectory.Num(val.Report.Accuracy), ["val_macro_f1"] = RunDirectory.Num(val.Report.MacroF1),
-                ["seconds"] = RunDirectory.Num(clock.Elapsed.TotalSeconds), ["trainable"] = Model.TrainableParameterCount(), ["cached_at"] = cacheLayer,
-            });
-            stopped = !end.Finish(epoch, val, onEpoch);
+            stopped = !end.Finish(epoch, lossSum / seen, val, clock.Elapsed.TotalSeconds, cacheLayer is null ? "" : $", features cached at {cacheLayer}", new JsonObject { ["cached_at"] = cacheLayer }, onEpoch);
         }
         trainClock.Stop();
 
         // ---- the best epoch, scored on the held-out set
         end.RestoreBest(epochSeconds.Count);
         var after = Evaluate(evalSet, CacheFor(evalSet, cacheLayer, evalName));
-        _log.WriteLine($"after fine-tuning: {evalName} accuracy {after.Report.Accuracy:P1}, macro-F1 {after.Report.MacroF1:F3}, loss {after.Loss:F3}");
-        run.Log(new JsonObject { ["event"] = "after", ["split"] = evalName, ["best_epoch"] = end.BestEpoch, ["accuracy"] = RunDirectory.Num(after.Report.Accuracy), ["macro_f1"] = RunDirectory.Num(after.Report.MacroF1), ["loss"] = RunDirectory.Num(after.Loss) });
+        end.Result("after", evalName, after);
 
         // temperature (and, for two classes, the decision threshold) fitted on validation, stored in the bundle
         var validation = Evaluate(ValidationSet, CacheFor(ValidationSet, cacheLayer, "validation"));

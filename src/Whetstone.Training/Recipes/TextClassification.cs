@@ -247,9 +247,9 @@ public sealed class TextClassification
 
         var evalSet = TestSet ?? ValidationSet;
         string evalName = TestSet is null ? "validation" : "test";
+        var end = new EpochEnd(run, Model, _log);
         var before = Eval(evalSet);
-        _log.WriteLine($"before fine-tuning: {evalName} accuracy {before.Report.Accuracy:P1}, macro-F1 {before.Report.MacroF1:F3}, loss {before.Loss:F3}");
-        run.Log(new JsonObject { ["event"] = "before", ["split"] = evalName, ["accuracy"] = RunDirectory.Num(before.Report.Accuracy), ["macro_f1"] = RunDirectory.Num(before.Report.MacroF1), ["loss"] = RunDirectory.Num(before.Loss) });
+        end.Result("before", evalName, before);
 
         var groups = Model.NamedTrainableParameters()
             .GroupBy(p => !ParamGroups.IsNoDecay(p.Name, p.Tensor))
@@ -266,7 +266,6 @@ public sealed class TextClassification
         int f = Net.WordModel?.Encoder.OutputDim ?? 0;
         var shuffle = new Rng(cfg.Seed ^ 0x5EED);
         var epochSeconds = new List<double>();
-        var end = new EpochEnd(run, Model, _log);
         var trainClock = Stopwatch.StartNew();
         bool stopped = false;
         for (int epoch = 1; epoch <= t.Epochs && !stopped; epoch++)
@@ -303,26 +302,17 @@ public sealed class TextClassification
                 optimizer.ZeroGrad();
                 lossSum += loss * n;
                 seen += n;
-                if (optimizer.StepCount % 10 == 0)
-                    run.Log(new JsonObject { ["step"] = optimizer.StepCount, ["epoch"] = epoch, ["loss"] = RunDirectory.Num(loss), ["lr"] = RunDirectory.Num(t.Lr * optimizer.LrFactor), ["grad_norm"] = RunDirectory.Num(norm) });
+                end.Step(optimizer.StepCount, epoch, loss, t.Lr * optimizer.LrFactor, norm);
             }
             var val = Eval(ValidationSet);
             clock.Stop();
             epochSeconds.Add(clock.Elapsed.TotalSeconds);
-            _log.WriteLine($"epoch {epoch}: train loss {lossSum / seen:F4}, validation loss {val.Loss:F4}, accuracy {val.Report.Accuracy:P1}, macro-F1 {val.Report.MacroF1:F3} ({clock.Elapsed.TotalSeconds:F2} s)");
-            run.Log(new JsonObject
-            {
-                ["epoch"] = epoch, ["train_loss"] = RunDirectory.Num(lossSum / seen), ["val_loss"] = RunDirectory.Num(val.Loss),
-                ["val_accuracy"] = RunDirectory.Num(val.Report.Accuracy), ["val_macro_f1"] = RunDirectory.Num(val.Report.MacroF1),
-                ["seconds"] = RunDirectory.Num(clock.Elapsed.TotalSeconds), ["trainable"] = Model.TrainableParameterCount(), ["features_cached"] = cache,
-            });
-            stopped = !end.Finish(epoch, val, onEpoch);
+            stopped = !end.Finish(epoch, lossSum / seen, val, clock.Elapsed.TotalSeconds, "", new JsonObject { ["features_cached"] = cache }, onEpoch);
         }
         trainClock.Stop();
         end.RestoreBest(epochSeconds.Count);
         var after = Eval(evalSet);
-        _log.WriteLine($"after fine-tuning: {evalName} accuracy {after.Report.Accuracy:P1}, macro-F1 {after.Report.MacroF1:F3}, loss {after.Loss:F3}");
-        run.Log(new JsonObject { ["event"] = "after", ["split"] = evalName, ["best_epoch"] = end.BestEpoch, ["accuracy"] = RunDirectory.Num(after.Report.Accuracy), ["macro_f1"] = RunDirectory.Num(after.Report.MacroF1), ["loss"] = RunDirectory.Num(after.Loss) });
+        end.Result("after", evalName, after);
 
         var bundle = TextBundle.Save(run.BundleDir, this, before, after, evalName);
         run.WriteText("eval.json", EvalJson.Write(after, before, evalName));
