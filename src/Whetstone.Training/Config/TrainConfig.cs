@@ -64,6 +64,8 @@ public sealed record DataConfig
     public string? ValidationPath { get; init; }
     /// <summary>Square input size the images are resized to; 0 = the model's own input size.</summary>
     public int ImageSize { get; init; }
+    /// <summary>Width for a non-square input (with image_size as the height); 0: square. Without either, the model's own input shape.</summary>
+    public int ImageWidth { get; init; }
     /// <summary>
     /// Pixel normalisation the backbone expects: <c>auto</c> (the model's own: TF.js nsfwjs models take pixels/255, the
     /// PaddleOCR ONNX models (x/255 − 0.5)/0.5), <c>zero_to_one</c>, <c>minus_one_to_one</c>, <c>imagenet</c>, or

@@ -59,8 +59,8 @@ public sealed class DataLoader
     /// </summary>
     public Tensor LoadImages(IReadOnlyList<int> indices, int epoch)
     {
-        int s = Preprocess.ImageSize, plane = 3 * s * s;
-        var t = Tensor.Empty(indices.Count, 3, s, s);
+        int plane = 3 * Preprocess.Height * Preprocess.Width;
+        var t = Tensor.Empty(indices.Count, 3, Preprocess.Height, Preprocess.Width);
         Loading.ForEach(indices.Count, i =>
         {
             int index = indices[i];

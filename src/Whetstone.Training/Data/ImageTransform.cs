@@ -62,27 +62,27 @@ internal static class ImageTransform
     /// <summary>Draws the plan; <paramref name="rng"/> null means evaluation (centre crop, no augmentation).</summary>
     internal static Plan MakePlan(int h, int w, Preprocess p, Rng? rng, string what)
     {
-        int s = p.ImageSize;
+        int sh = p.Height, sw = p.Width;
         var aug = rng is null ? AugmentOptions.None : p.Augment;
         int y0 = 0, x0 = 0, boxH = h, boxW = w, rh, rw;
         if (aug.MinCropScale < 1)
         {
             (y0, x0, boxH, boxW) = RandomResizedBox(h, w, aug.MinCropScale, rng!);
-            (rh, rw) = (s, s);
+            (rh, rw) = (sh, sw);
         }
         else
         {
             (rh, rw) = p.Resize switch
             {
-                ResizeMode.Stretch => (s, s),
+                ResizeMode.Stretch => (sh, sw),
                 ResizeMode.None => (h, w),
-                _ => ShorterSide(h, w, p.ResizeTo > 0 ? p.ResizeTo : s),
+                _ => ShorterSide(h, w, p.ResizeTo > 0 ? p.ResizeTo : Math.Max(sh, sw)),
             };
         }
         int pad = aug.CropPadding;
-        if (rh + 2 * pad < s || rw + 2 * pad < s)
-            throw new DataException($"Image {what} is {h}×{w}{(rh != h || rw != w ? $" ({rh}×{rw} after resize)" : "")}, smaller than the {s}×{s} crop. Resize it (Preprocess.Resize) or use larger images.");
-        int offY = Offset(rh, pad, s, rng), offX = Offset(rw, pad, s, rng);
+        if (rh + 2 * pad < sh || rw + 2 * pad < sw)
+            throw new DataException($"Image {what} is {h}×{w}{(rh != h || rw != w ? $" ({rh}×{rw} after resize)" : "")}, smaller than the {sh}×{sw} crop. Resize it (Preprocess.Resize) or use larger images.");
+        int offY = Offset(rh, pad, sh, rng), offX = Offset(rw, pad, sw, rng);
         bool flip = aug.HorizontalFlip && rng!.NextDouble() < 0.5;
         return new Plan(y0, boxH, x0, boxW, rh, rw, offY, offX, flip);
     }
@@ -111,33 +111,33 @@ internal static class ImageTransform
     }
 
     /// <summary>
-    /// Writes the transformed image into <paramref name="dst"/> (3 planes of S², CHW), normalised. Pixels are HWC with
+    /// Writes the transformed image into <paramref name="dst"/> (3 planes of H×W, CHW), normalised. Pixels are HWC with
     /// <paramref name="c"/> channels: 1 or 2 (grey, grey + alpha) replicate the grey, 3 or 4 (RGB, RGBA) drop alpha.
     /// </summary>
     internal static void Apply<T>(ReadOnlySpan<T> pixels, int h, int w, int c, Preprocess p, Rng? rng, Span<float> dst, string what)
         where T : unmanaged, INumberBase<T>
     {
-        int s = p.ImageSize;
+        int sh = p.Height, sw = p.Width;
         var plan = MakePlan(h, w, p, rng, what);
-        var ty = Taps(plan.Y0, plan.BoxH, plan.ResizedH, plan.OffY, s);
-        var tx = Taps(plan.X0, plan.BoxW, plan.ResizedW, plan.OffX, s);
+        var ty = Taps(plan.Y0, plan.BoxH, plan.ResizedH, plan.OffY, sh);
+        var tx = Taps(plan.X0, plan.BoxW, plan.ResizedW, plan.OffX, sw);
 
         // Source rows the vertical pass reads.
         int rowLo = int.MaxValue, rowHi = -1;
-        for (int o = 0; o < s; o++)
+        for (int o = 0; o < sh; o++)
             if (ty.Count[o] > 0) { rowLo = Math.Min(rowLo, ty.Start[o]); rowHi = Math.Max(rowHi, ty.Start[o] + ty.Count[o] - 1); }
         int rows = Math.Max(0, rowHi - rowLo + 1);
 
-        // Horizontal pass: tmp (rows, S, 3).
-        var tmp = ArrayPool<float>.Shared.Rent(Math.Max(1, rows * s * 3));
+        // Horizontal pass: tmp (rows, W, 3).
+        var tmp = ArrayPool<float>.Shared.Rent(Math.Max(1, rows * sw * 3));
         try
         {
             bool grey = c < 3;
             for (int r = 0; r < rows; r++)
             {
                 var src = pixels.Slice((rowLo + r) * w * c, w * c);
-                var row = tmp.AsSpan(r * s * 3, s * 3);
-                for (int o = 0; o < s; o++)
+                var row = tmp.AsSpan(r * sw * 3, sw * 3);
+                for (int o = 0; o < sw; o++)
                 {
                     float a0 = 0, a1 = 0, a2 = 0;
                     int n = tx.Count[o], x = tx.Start[o], wb = o * tx.Stride;
@@ -158,24 +158,24 @@ internal static class ImageTransform
                 }
             }
 
-            // Vertical pass, normalisation, padding, flip: dst (3, S, S).
-            int plane = s * s;
+            // Vertical pass, normalisation, padding, flip: dst (3, H, W).
+            int plane = sh * sw;
             for (int ch = 0; ch < 3; ch++)
             {
                 var (a, b) = p.Normalization.Affine(ch);
                 var outPlane = dst.Slice(ch * plane, plane);
-                for (int oy = 0; oy < s; oy++)
+                for (int oy = 0; oy < sh; oy++)
                 {
-                    var outRow = outPlane.Slice(oy * s, s);
+                    var outRow = outPlane.Slice(oy * sw, sw);
                     int n = ty.Count[oy];
                     if (n == 0) { outRow.Fill(b); continue; }
                     int r0 = ty.Start[oy] - rowLo, wb = oy * ty.Stride;
-                    for (int ox = 0; ox < s; ox++)
+                    for (int ox = 0; ox < sw; ox++)
                     {
-                        int dx = plan.Flip ? s - 1 - ox : ox;
+                        int dx = plan.Flip ? sw - 1 - ox : ox;
                         if (tx.Count[ox] == 0) { outRow[dx] = b; continue; }
                         float v = 0;
-                        for (int k = 0; k < n; k++) v += ty.Weights[wb + k] * tmp[((r0 + k) * s + ox) * 3 + ch];
+                        for (int k = 0; k < n; k++) v += ty.Weights[wb + k] * tmp[((r0 + k) * sw + ox) * 3 + ch];
                         outRow[dx] = v * a + b;
                     }
                 }

@@ -93,6 +93,15 @@ public sealed record Preprocess
     /// <summary>Side of the square model input.</summary>
     public int ImageSize { get; init; } = 224;
 
+    /// <summary>Width of a non-square model input (e.g. 192 for a 48×192 text-line model); 0: square, ImageSize × ImageSize.</summary>
+    public int ImageWidth { get; init; }
+
+    /// <summary>Output height: <see cref="ImageSize"/>.</summary>
+    [JsonIgnore] public int Height => ImageSize;
+
+    /// <summary>Output width: <see cref="ImageWidth"/>, or <see cref="ImageSize"/> when that is 0.</summary>
+    [JsonIgnore] public int Width => ImageWidth > 0 ? ImageWidth : ImageSize;
+
     public ResizeMode Resize { get; init; } = ResizeMode.Stretch;
 
     /// <summary>Shorter-side target for <see cref="ResizeMode.ShorterSide"/>; 0 means ImageSize (256 for 224 is ImageNet's usual).</summary>
@@ -118,23 +127,24 @@ public sealed record Preprocess
     public void Validate()
     {
         if (ImageSize <= 0) throw new ArgumentException($"ImageSize must be positive, not {ImageSize}.");
-        if (ResizeTo < 0 || (Resize == ResizeMode.ShorterSide && ResizeTo != 0 && ResizeTo < ImageSize))
-            throw new ArgumentException($"ResizeTo {ResizeTo} must be 0 or at least ImageSize {ImageSize}.");
+        if (ImageWidth < 0) throw new ArgumentException($"ImageWidth must be 0 (square) or positive, not {ImageWidth}.");
+        if (ResizeTo < 0 || (Resize == ResizeMode.ShorterSide && ResizeTo != 0 && ResizeTo < Math.Max(Height, Width)))
+            throw new ArgumentException($"ResizeTo {ResizeTo} must be 0 or at least the crop's larger side {Math.Max(Height, Width)}.");
         (Normalization ?? throw new ArgumentException("Normalization is required.")).Validate();
         var a = Augment ?? throw new ArgumentException("Augment is required (AugmentOptions.None for none).");
         if (a.CropPadding < 0) throw new ArgumentException($"CropPadding must be ≥ 0, not {a.CropPadding}.");
         if (!(a.MinCropScale is > 0 and <= 1)) throw new ArgumentException($"MinCropScale must be in (0, 1], not {a.MinCropScale}.");
     }
 
-    /// <summary>One image (no augmentation) as a [1, 3, ImageSize, ImageSize] tensor in the current scope, for inference.</summary>
+    /// <summary>One image (no augmentation) as a [1, 3, Height, Width] tensor in the current scope, for inference.</summary>
     public Tensor ToTensor(ImageData image) => ToTensor([image]);
 
-    /// <summary>Images (no augmentation) as a [N, 3, ImageSize, ImageSize] tensor in the current scope, for inference.</summary>
+    /// <summary>Images (no augmentation) as a [N, 3, Height, Width] tensor in the current scope, for inference.</summary>
     public Tensor ToTensor(IReadOnlyList<ImageData> images)
     {
         Validate();
-        int s = ImageSize, plane = 3 * s * s;
-        var t = Tensor.Empty(images.Count, 3, s, s);
+        int plane = 3 * Height * Width;
+        var t = Tensor.Empty(images.Count, 3, Height, Width);
         Loading.ForEach(images.Count, i =>
         {
             var im = images[i];

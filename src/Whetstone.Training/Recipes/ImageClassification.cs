@@ -65,10 +65,14 @@ public sealed class ImageClassification
         graph.TruncateAt(FeatureLayer);
 
         // ---- data
-        int size = cfg.Data.ImageSize > 0 ? cfg.Data.ImageSize : graph.InputShape is { Length: 3 } s && s[1] > 0 ? s[1] : 224;
+        // input size: the config's, else the model's own [C, H, W] (non-square kept), else 224²
+        var declared = graph.InputShape is { Length: 3 } s && s[1] > 0 ? s : null;
+        int height = cfg.Data.ImageSize > 0 ? cfg.Data.ImageSize : declared?[1] ?? 224;
+        int width = cfg.Data.ImageWidth > 0 ? cfg.Data.ImageWidth : cfg.Data.ImageSize > 0 ? height : declared is not null && declared[2] > 0 ? declared[2] : height;
         Preprocess = new Preprocess
         {
-            ImageSize = size,
+            ImageSize = height,
+            ImageWidth = width == height ? 0 : width,
             Normalization = NormalizationFor(cfg, ModelPath),
             Augment = new AugmentOptions { HorizontalFlip = cfg.Data.Augment.Flip, CropPadding = cfg.Data.Augment.CropPadding },
         };
@@ -76,7 +80,7 @@ public sealed class ImageClassification
         (TrainSet, ValidationSet, TestSet) = LoadData(cfg);
 
         // ---- head sized from the labels
-        var (_, featureDim) = ImageClassifier.ProbeFeatures(graph, [3, size, size]);
+        var (_, featureDim) = ImageClassifier.ProbeFeatures(graph, [3, Preprocess.Height, Preprocess.Width]);
         Model = new ImageClassifier(graph, featureDim, new HeadSpec(TrainSet.Labels.Count, cfg.Model.HeadHidden, cfg.Model.HeadDropout), _rng);
         if (cfg.Model.Scratch) ImageClassifier.Reinitialize(Model.Backbone, _rng);
         ApplyFreezing(Model, cfg);
@@ -218,14 +222,14 @@ public sealed class ImageClassification
     public string DescribeLayers()
     {
         var sb = new StringBuilder();
-        int s = Preprocess.ImageSize;
+        int h = Preprocess.Height, w = Preprocess.Width;
         IReadOnlyList<(string Name, int[] Shape)> shapes;
         using (new TensorScope())
         using (Graph.NoGrad())
         {
             bool training = Model.IsTraining;
             Model.Eval();
-            shapes = Model.Backbone.TraceShapes(Tensor.Zeros(1, 3, s, s));
+            shapes = Model.Backbone.TraceShapes(Tensor.Zeros(1, 3, h, w));
             Model.Train(training);
         }
         var shapeOf = shapes.ToDictionary(x => x.Name, x => x.Shape);
@@ -257,7 +261,7 @@ public sealed class ImageClassification
         long cacheBytes = cache is null ? 0 : (long)Shapes.Size(shapeOf[cache][1..]) * 4 * (TrainSet.Count + ValidationSet.Count + (TestSet?.Count ?? 0));
         sb.AppendLine();
         sb.AppendLine($"parameters: {total:N0} total, {trainableCount:N0} trainable ({100.0 * trainableCount / total:F2}%)");
-        sb.AppendLine($"input: [3, {s}, {s}], {Preprocess.Normalization.Mean[0]}/{Preprocess.Normalization.Std[0]} normalisation; data: {TrainSet.Count} train, {ValidationSet.Count} validation, {TestSet?.Count ?? 0} test, {Labels.Count} classes");
+        sb.AppendLine($"input: [3, {h}, {w}], {Preprocess.Normalization.Mean[0]}/{Preprocess.Normalization.Std[0]} normalisation; data: {TrainSet.Count} train, {ValidationSet.Count} validation, {TestSet?.Count ?? 0} test, {Labels.Count} classes");
         sb.AppendLine($"feature cache: {(cache is null ? "off (" + (_cfg.Data.Augment.Enabled ? "augmentation on" : !_cfg.Train.FeatureCache ? "disabled" : "the first layer trains") + ")" : $"at '{cache}', {mb(cacheBytes):F0} MB")}");
         sb.AppendLine($"memory estimate (batch {batch}): weights {mb(weights):F1} MB + gradients {mb(grads):F1} MB + optimizer {mb(optState):F1} MB + activations ~{mb(acts):F0} MB + cache {mb(cacheBytes):F0} MB ≈ {mb(weights + grads + optState + acts + cacheBytes):F0} MB");
         return sb.ToString();

@@ -40,6 +40,33 @@ public class TransformTests
     }
 
     [Fact]
+    public void NonSquareOutputsKeepTheAxesApart()
+    {
+        // 2×2 → 2 rows × 4 columns: rows copy the source rows, columns interpolate as the square upscale does
+        // (weights [1,0] [.75,.25] [.25,.75] [0,1]); a transposed axis would mix the rows.
+        var p = new Preprocess { ImageSize = 2, ImageWidth = 4, Normalization = Normalization.ZeroToOne };
+        Assert.Equal((2, 4), (p.Height, p.Width));
+        using var scope = new TensorScope();
+        var t = p.ToTensor(Grey(2, 2, 0, 51, 102, 153));
+        Assert.Equal([1, 3, 2, 4], t.Shape.ToArray());
+        var plane = t.ToArray().AsSpan(0, 8).ToArray();
+        Close([0, 12.75f / 255, 38.25f / 255, 51 / 255f, 102 / 255f, 114.75f / 255, 140.25f / 255, 153 / 255f], plane);
+        // through the loader too, with a flip: each row mirrored, rows not swapped
+        var data = ImageDataset.FromPixels([0, 51, 102, 153], 1, 2, 2, 1, [0], ["a"]);
+        var flip = p with { Augment = new AugmentOptions { HorizontalFlip = true } };
+        var loader = new DataLoader(data, flip, 1, augment: true, seed: 1);
+        var seen = new HashSet<string>();
+        for (int epoch = 0; epoch < 8; epoch++)
+        {
+            var row0 = loader.LoadImages([0], epoch).ToArray().AsSpan(0, 4).ToArray();
+            seen.Add(row0[0] == 0 ? "plain" : "flipped");
+            Close(row0[0] == 0 ? plane[..4] : plane[..4].Reverse().ToArray(), row0);
+        }
+        Assert.Equal(2, seen.Count);
+        Assert.Throws<ArgumentException>(() => new Preprocess { ImageWidth = -1 }.Validate());
+    }
+
+    [Fact]
     public void DownscaleAveragesWithTheWidenedTriangleFilter()
     {
         // Row [0, 60, 120, 180] → 2 pixels, scale 2: output 0 centre 1.0 takes pixels 0,1,2 with weights .75,.75,.25;
