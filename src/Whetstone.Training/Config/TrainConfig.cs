@@ -246,7 +246,8 @@ public static class ConfigWriter
 {
     public static string ToYaml(TrainConfig config)
     {
-        var serializer = new SerializerBuilder().WithNamingConvention(UnderscoredNamingConvention.Instance).Build();
+        var serializer = new SerializerBuilder().WithNamingConvention(UnderscoredNamingConvention.Instance)
+            .ConfigureDefaultValuesHandling(DefaultValuesHandling.OmitNull).Build();
         return $"# resolved from {config?.Source}\n" + serializer.Serialize(config);
     }
 }

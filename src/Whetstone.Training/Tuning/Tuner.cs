@@ -20,12 +20,15 @@ public delegate TrialOutcome TrialFunction(TrainConfig config, EpochCallback onE
 /// </summary>
 public sealed class Tuner(StudyDefinition study, StudyStore store, StudyInfo info, TextWriter progress, TrialFunction? train = null)
 {
-    private readonly TrialFunction _train = train ?? TrainImages;
+    private readonly TrialFunction _train = train ?? TrainTrial;
 
-    /// <summary>Image classification: the recipe's run with the epoch callback.</summary>
-    public static TrialOutcome TrainImages(TrainConfig config, EpochCallback onEpoch, TextWriter log)
+    /// <summary>One trial: the config's task recipe (image or text classification) run with the epoch callback.</summary>
+    public static TrialOutcome TrainTrial(TrainConfig config, EpochCallback onEpoch, TextWriter log)
     {
-        var result = ImageClassification.Prepare(config, log).Run(onEpoch);
+        ArgumentNullException.ThrowIfNull(config);
+        var result = config.Task == TextClassification.TaskName
+            ? TextClassification.Prepare(config, log).Run(onEpoch)
+            : ImageClassification.Prepare(config, log).Run(onEpoch);
         return new TrialOutcome(result.RunDir, result.Stopped, result.After.Report.Accuracy, result.After.Report.MacroF1);
     }
 

@@ -36,11 +36,26 @@ public sealed class TextClassificationTests : IDisposable
         TinyVectors.Write(_dir.File("vec.json"));
         Sentences("train.jsonl", 160, 1);
         Sentences("test.jsonl", 60, 2);
-        var yaml = "name: tiny\ntask: text-classification\nruns: runs\n" +
+        var yaml = $"name: tiny\ntask: text-classification\nruns: {Path.Combine(_dir.Path, "runs")}\n" +
             "data: { train: train.jsonl, test: test.jsonl, validation: 0.25 }\n" +
             $"text: {{ vectors: vec.json, encoder: {encoder}, filters: 8, text_column: review, label_column: stars, label_map: {{\"5\": positive, \"1\": negative}} }}\n" +
             "train: { epochs: 8, batch_size: 16, lr: 0.01 }\n";
         return ConfigLoader.Parse(yaml, "tiny.yaml", sets) with { BaseDirectory = _dir.Path, Source = "tiny.yaml" };
+    }
+
+    [Fact]
+    public void A_tuning_study_runs_the_text_recipe()
+    {
+        var cfg = Config("pool");
+        var yaml = ConfigWriter.ToYaml(cfg) + "search:\n  study: tiny-text\n  space:\n    train.lr: loguniform(1e-3, 3e-2)\n  trials: 3\n  sampler: random\n  pruner: none\n";
+        var study = Whetstone.Training.Tuning.StudyDefinition.Parse(yaml, "tiny.yaml", _dir.Path);
+        using var store = Whetstone.Training.Tuning.StudyStore.Open(study.StoragePath);
+        var info = store.EnsureStudy(study.Name, study.Space.ToJson(), study.Space.Hash(), study.Metric, study.Direction.ToString(), study.ConfigText);
+        Assert.Equal(3, new Whetstone.Training.Tuning.Tuner(study, store, info, TextWriter.Null).Run(3, null));
+        var trials = store.Trials(info.Id);
+        Assert.All(trials, t => Assert.Equal(Whetstone.Training.Tuning.TrialState.Complete, t.State));
+        Assert.All(trials, t => Assert.True(t.Value > 0.5, $"trial {t.Number}: {t.Value}"));
+        Assert.All(trials, t => Assert.True(TextBundle.IsText(t.RunDir!), t.RunDir));
     }
 
     [Theory]
