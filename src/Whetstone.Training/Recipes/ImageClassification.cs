@@ -61,7 +61,7 @@ public sealed class ImageClassification
         ModelPath = Assets.Resolve(cfg.Model.Path, cfg.BaseDirectory, fetch: true, log);
         var graph = ModelSource.Load(ModelPath);
         FeatureLayer = cfg.Model.Features ?? ModelSource.DefaultFeatureLayer(graph);
-        if (!graph.Contains(FeatureLayer)) graph.Node(FeatureLayer);   // throws, naming similar layers
+        graph.Node(FeatureLayer);   // an unknown layer throws here, naming similar ones
         graph.TruncateAt(FeatureLayer);
 
         // ---- data
@@ -180,14 +180,24 @@ public sealed class ImageClassification
     /// <summary>Resolves a layer name given in a config to the model's module path (<c>backbone.X</c>).</summary>
     private static string LayerPath(ImageClassifier model, string name, string key)
     {
-        if (name.StartsWith("backbone.", StringComparison.Ordinal) || name == "head") name = name.StartsWith("backbone.", StringComparison.Ordinal) ? name["backbone.".Length..] : name;
         if (name == "head") return "head";
-        if (!model.Backbone.Contains(name))
-        {
-            try { model.Backbone.Node(name); }
-            catch (KeyNotFoundException e) { throw new ConfigException($"{key}: {e.Message}"); }
-        }
+        if (name.StartsWith("backbone.", StringComparison.Ordinal)) name = name["backbone.".Length..];
+        try { model.Backbone.Node(name); }
+        catch (KeyNotFoundException e) { throw new ConfigException($"{key}: {e.Message}"); }
         return "backbone." + name;
+    }
+
+    /// <summary>
+    /// <see cref="LayerPath"/>, moved on to the first layer with weights at or after it when the named one has none
+    /// (ReLU, Add, padding): freezing "below" or unfreezing "from" such a layer splits there.
+    /// </summary>
+    private static string WeightedLayerPath(ImageClassifier model, string name, string key)
+    {
+        var path = LayerPath(model, name, key);
+        if (path == "head" || model.GetModule(path).Parameters().Any()) return path;
+        var nodes = model.Backbone.LayerNames;
+        var next = nodes.Skip(nodes.ToList().IndexOf(path["backbone.".Length..])).FirstOrDefault(n => model.Backbone.Layer(n).Parameters().Any());
+        return next is null ? "head" : "backbone." + next;
     }
 
     private static void ApplyFreezing(ImageClassifier model, TrainConfig cfg)
@@ -196,16 +206,7 @@ public sealed class ImageClassification
         if (f.Backbone) Freezing.SetModuleTrainable(model, "backbone", false);
         if (f.Below is not null)
         {
-            var path = LayerPath(model, f.Below, "freeze.below");
-            if (!model.GetModule(path).Parameters().Any())
-            {
-                // a layer without weights (ReLU, Add): split at the first weighted layer from here on
-                var nodes = model.Backbone.LayerNames;
-                int at = nodes.ToList().IndexOf(path["backbone.".Length..]);
-                var next = nodes.Skip(at).FirstOrDefault(n => model.Backbone.Layer(n).Parameters().Any());
-                path = next is null ? "head" : "backbone." + next;
-            }
-            Freezing.FreezeBefore(model, path);
+            Freezing.FreezeBefore(model, WeightedLayerPath(model, f.Below, "freeze.below"));
         }
         foreach (var p in f.Patterns)
         {
@@ -364,8 +365,7 @@ public sealed class ImageClassification
             var clock = Stopwatch.StartNew();
             foreach (var u in cfg.Unfreeze.Where(u => u.Epoch == epoch))
             {
-                var path = LayerPath(Model, u.From, "unfreeze.from");
-                Freezing.UnfreezeFrom(Model, path);
+                Freezing.UnfreezeFrom(Model, WeightedLayerPath(Model, u.From, "unfreeze.from"));
                 ApplyBatchNormMode();
                 foreach (var (_, p) in Model.NamedTrainableParameters()) lrScales.TryAdd(p, u.LrScale);
                 optimizer = MakeOptimizer(lrScales, optimizer);
