@@ -44,25 +44,34 @@ public static class Idx
     /// Fashion-MNIST from a folder holding <c>train-images-idx3-ubyte.gz</c>, <c>train-labels-idx1-ubyte.gz</c>,
     /// <c>t10k-images-idx3-ubyte.gz</c>, <c>t10k-labels-idx1-ubyte.gz</c> (or the same names without <c>.gz</c>).
     /// </summary>
-    public static ImageDataset FashionMnist(string dir, bool train) => Standard(dir, train, FashionMnistLabels);
+    public static ImageDataset FashionMnist(string dir, bool train) => Folder(dir, train, FashionMnistLabels);
 
     /// <summary>MNIST digits from a folder with the standard file names (see <see cref="FashionMnist"/>); labels "0"…"9".</summary>
-    public static ImageDataset Mnist(string dir, bool train) => Standard(dir, train, Enumerable.Range(0, 10).Select(i => i.ToString()).ToArray());
+    public static ImageDataset Mnist(string dir, bool train) => Folder(dir, train, DigitLabels);
 
-    private static ImageDataset Standard(string dir, bool train, IReadOnlyList<string> names)
+    /// <summary>"0" … "9", the class names of MNIST-style digit sets.</summary>
+    public static IReadOnlyList<string> DigitLabels { get; } = Enumerable.Range(0, 10).Select(i => i.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+
+    /// <summary>
+    /// The training (<c>train-…</c>) or test (<c>t10k-…</c>, or <c>test-…</c>) images and labels of a folder with the
+    /// MNIST file names, each optionally gzipped.
+    /// </summary>
+    public static ImageDataset Folder(string dir, bool train, IReadOnlyList<string> names)
     {
-        string prefix = train ? "train" : "t10k";
-        return Load(Find(dir, $"{prefix}-images-idx3-ubyte"), Find(dir, $"{prefix}-labels-idx1-ubyte"), names);
+        if (File.Exists(dir)) throw new DataException($"For IDX data give the folder that holds the IDX files; '{dir}' is a file.");
+        string[] prefixes = train ? ["train"] : ["t10k", "test"];
+        return Load(Find(dir, prefixes, "images-idx3-ubyte"), Find(dir, prefixes, "labels-idx1-ubyte"), names);
     }
 
-    private static string Find(string dir, string name)
+    private static string Find(string dir, string[] prefixes, string kind)
     {
-        foreach (var candidate in new[] { name + ".gz", name })
-        {
-            string p = Path.Combine(dir, candidate);
-            if (File.Exists(p)) return p;
-        }
-        throw new DataException($"IDX file '{Path.Combine(dir, name + ".gz")}' does not exist (nor without .gz).");
+        foreach (var prefix in prefixes)
+            foreach (var candidate in new[] { $"{prefix}-{kind}.gz", $"{prefix}-{kind}" })
+            {
+                string p = Path.Combine(dir, candidate);
+                if (File.Exists(p)) return p;
+            }
+        throw new DataException($"IDX file '{Path.Combine(dir, $"{prefixes[0]}-{kind}.gz")}' does not exist (nor without .gz).");
     }
 
     /// <summary>Reads an unsigned-byte IDX file with <paramref name="rank"/> dimensions: its dimensions and data.</summary>

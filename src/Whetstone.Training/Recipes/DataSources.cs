@@ -11,7 +11,7 @@ public static class DataSources
     /// </summary>
     public static ImageDataset Open(string format, string path, bool train, IReadOnlyList<string>? labels = null, string imageColumn = "image", string labelColumn = "label") => format switch
     {
-        "idx" => Idx.Load(IdxFile(path, train, "images-idx3"), IdxFile(path, train, "labels-idx1"), labels ?? IdxLabels(path)),
+        "idx" => Idx.Folder(path, train, labels ?? IdxLabels(path)),
         "folder" => ImageDataset.FromFolder(path),
         "csv" => ImageDataset.FromCsv(path, new CsvImageOptions { ImageColumn = imageColumn, LabelColumn = labelColumn, Labels = labels }),
         _ => throw new DataException($"Unknown data format '{format}': expected idx, folder or csv."),
@@ -27,15 +27,6 @@ public static class DataSources
         return Directory.GetFiles(path, "*-ubyte*").Length > 0 ? "idx" : "folder";
     }
 
-    private static string IdxFile(string dir, bool train, string kind)
-    {
-        if (File.Exists(dir)) throw new DataException($"For format idx give the folder that holds the IDX files; '{dir}' is a file.");
-        foreach (var prefix in train ? new[] { "train" } : ["t10k", "test"])
-            foreach (var name in new[] { $"{prefix}-{kind}-ubyte.gz", $"{prefix}-{kind}-ubyte" })
-                if (File.Exists(Path.Combine(dir, name))) return Path.Combine(dir, name);
-        throw new DataException($"'{dir}' has no {(train ? "train" : "t10k")}-{kind}-ubyte(.gz) file (the MNIST file names are expected).");
-    }
-
     private static IReadOnlyList<string> IdxLabels(string dir) =>
-        dir.Contains("fashion", StringComparison.OrdinalIgnoreCase) ? Idx.FashionMnistLabels : Enumerable.Range(0, 10).Select(i => i.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+        dir.Contains("fashion", StringComparison.OrdinalIgnoreCase) ? Idx.FashionMnistLabels : Idx.DigitLabels;
 }
