@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using Whetstone.Models.Graph;
 
 namespace Whetstone.Training;
@@ -46,19 +45,7 @@ public static class ModelSource
     }
 
     /// <summary>SHA-256 over the model's files (names and contents), identifying the base model in a bundle.</summary>
-    public static string Hash(string path)
-    {
-        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        foreach (var f in Files(path))
-        {
-            sha.AppendData(System.Text.Encoding.UTF8.GetBytes(Path.GetFileName(f) + "\n"));
-            using var s = File.OpenRead(f);
-            var buf = new byte[1 << 16];
-            int n;
-            while ((n = s.Read(buf)) > 0) sha.AppendData(buf.AsSpan(0, n));
-        }
-        return Convert.ToHexStringLower(sha.GetHashAndReset());
-    }
+    public static string Hash(string path) => FileHash.Sha256(Files(path), withNames: true);
 
     /// <summary>Layer kinds that belong to a source model's own classifier (dropped by the default cut).</summary>
     private static readonly HashSet<string> HeadKinds = new(StringComparer.OrdinalIgnoreCase)

@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using Whetstone.Models;
 using Whetstone.Models.Text;
 using Whetstone.Models.Tokenizers;
@@ -83,16 +82,8 @@ public sealed class TextNet
     /// <summary>SHA-256 (hex) over the weight files of a Hugging Face model folder, in name order.</summary>
     public static string WeightsSha256(string folder)
     {
-        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         var files = Directory.GetFiles(folder, "*.safetensors").Order(StringComparer.Ordinal).ToArray();
         if (files.Length == 0) throw new FileNotFoundException($"{folder}: no safetensors weight files.");
-        foreach (var f in files)
-        {
-            using var s = File.OpenRead(f);
-            var buf = new byte[1 << 20];
-            int r;
-            while ((r = s.Read(buf)) > 0) sha.AppendData(buf, 0, r);
-        }
-        return Convert.ToHexStringLower(sha.GetHashAndReset());
+        return FileHash.Sha256(files, withNames: false);
     }
 }
