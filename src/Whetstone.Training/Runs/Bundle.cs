@@ -96,13 +96,7 @@ public static class Bundle
     /// <summary>Loads a bundle from its folder or from a run folder (which holds it in <c>model/</c>).</summary>
     public static LoadedBundle Load(string path)
     {
-        ArgumentNullException.ThrowIfNull(path);
-        var dir = File.Exists(Path.Combine(path, "whetstone.json")) ? path : Path.Combine(path, "model");
-        var infoPath = Path.Combine(dir, "whetstone.json");
-        if (!File.Exists(infoPath)) throw new BundleException($"'{path}' is neither a model bundle nor a run folder with one (no whetstone.json in it or in its model/ folder).");
-        JsonObject info;
-        try { info = JsonNode.Parse(File.ReadAllText(infoPath))?.AsObject() ?? throw new BundleException($"{infoPath}: empty."); }
-        catch (System.Text.Json.JsonException e) { throw new BundleException($"{infoPath}: not valid JSON ({e.Message}).", e); }
+        var (dir, infoPath, info) = ReadInfo(path);
         string Str(string key) => info[key]?.GetValue<string>() ?? throw new BundleException($"{infoPath}: missing '{key}'.");
         if (Str("format") != Format) throw new BundleException($"{infoPath}: format '{Str("format")}' is not {Format}.");
         var labels = info["labels"]?.AsArray().Select(l => l!.GetValue<string>()).ToArray() ?? throw new BundleException($"{infoPath}: missing 'labels'.");
@@ -120,19 +114,47 @@ public static class Bundle
         { throw new BundleException($"{weightsPath}: the weights do not fit the architecture in {infoPath}: {e.Message}", e); }
         model.Eval();
 
-        double maxDiff = 0;
-        var goldenPath = Path.Combine(dir, "golden.safetensors");
-        if (File.Exists(goldenPath))
-        {
-            var golden = SafeTensors.LoadAll(goldenPath);
-            using var scope = new TensorScope();
-            using var noGrad = Graph.NoGrad();
-            var logits = model.Forward(golden["inputs"]).ToArray();
-            var expected = golden["logits"].ToArray();
-            for (int i = 0; i < expected.Length; i++) maxDiff = Math.Max(maxDiff, Math.Abs(logits[i] - expected[i]));
-            if (!(maxDiff <= GoldenTolerance))
-                throw new BundleException($"{goldenPath}: the loaded model does not reproduce the bundle's golden predictions (max |Δlogit| = {maxDiff:G3} > {GoldenTolerance}); the weights or the source model changed.");
-        }
+        double maxDiff = ReplayGolden(dir, golden => model.Forward(golden["inputs"]), "the weights or the source model changed");
         return new LoadedBundle(dir, model, preprocess, labels, info, maxDiff);
+    }
+
+    /// <summary>
+    /// The bundle folder, its whetstone.json and the parsed object, from a bundle folder or a run folder (which holds it
+    /// in <c>model/</c>).
+    /// </summary>
+    internal static (string Dir, string InfoPath, JsonObject Info) ReadInfo(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        var infoPath = InfoPath(path) ?? throw new BundleException($"'{path}' is neither a model bundle nor a run folder with one (no whetstone.json in it or in its model/ folder).");
+        try { return (Path.GetDirectoryName(infoPath)!, infoPath, JsonNode.Parse(File.ReadAllText(infoPath))?.AsObject() ?? throw new BundleException($"{infoPath}: empty.")); }
+        catch (System.Text.Json.JsonException e) { throw new BundleException($"{infoPath}: not valid JSON ({e.Message}).", e); }
+    }
+
+    /// <summary>whetstone.json in <paramref name="path"/> or in its model/ folder, or null.</summary>
+    internal static string? InfoPath(string path)
+    {
+        foreach (var p in new[] { Path.Combine(path, "whetstone.json"), Path.Combine(path, "model", "whetstone.json") })
+            if (File.Exists(p)) return p;
+        return null;
+    }
+
+    /// <summary>
+    /// Replays the bundle's golden set (when it has one): <paramref name="logitsOf"/> computes the logits from the golden
+    /// file's tensors; returns the largest |Δlogit| and refuses the bundle when it exceeds <see cref="GoldenTolerance"/>.
+    /// </summary>
+    internal static double ReplayGolden(string dir, Func<IReadOnlyDictionary<string, Tensor>, Tensor> logitsOf, string likelyCause)
+    {
+        var goldenPath = Path.Combine(dir, "golden.safetensors");
+        if (!File.Exists(goldenPath)) return 0;
+        var golden = SafeTensors.LoadAll(goldenPath);
+        using var scope = new TensorScope();
+        using var noGrad = Graph.NoGrad();
+        var logits = logitsOf(golden).ToArray();
+        var expected = golden["logits"].ToArray();
+        double maxDiff = 0;
+        for (int i = 0; i < expected.Length; i++) maxDiff = Math.Max(maxDiff, Math.Abs(logits[i] - expected[i]));
+        if (!(maxDiff <= GoldenTolerance))
+            throw new BundleException($"{goldenPath}: the loaded model does not reproduce the bundle's golden predictions (max |Δlogit| = {maxDiff:G3} > {GoldenTolerance}); {likelyCause}.");
+        return maxDiff;
     }
 }

@@ -49,14 +49,7 @@ public sealed record LoadedTextBundle(string Path, TextNet Net, IReadOnlyList<st
 public static class TextBundle
 {
     public static bool IsText(string path) =>
-        InfoPath(path) is { } p && JsonNode.Parse(File.ReadAllText(p))?["task"]?.GetValue<string>() == TextClassification.TaskName;
-
-    private static string? InfoPath(string path)
-    {
-        foreach (var p in new[] { Path.Combine(path, "whetstone.json"), Path.Combine(path, "model", "whetstone.json") })
-            if (File.Exists(p)) return p;
-        return null;
-    }
+        Bundle.InfoPath(path) is { } p && JsonNode.Parse(File.ReadAllText(p))?["task"]?.GetValue<string>() == TextClassification.TaskName;
 
     internal static string Save(string dir, TextClassification recipe, EvalResult before, EvalResult after, string evalName)
     {
@@ -170,31 +163,18 @@ public static class TextBundle
 
     public static LoadedTextBundle Load(string path, TextWriter? log = null)
     {
-        ArgumentNullException.ThrowIfNull(path);
-        var infoPath = InfoPath(path) ?? throw new BundleException($"'{path}' is neither a model bundle nor a run folder with one (no whetstone.json in it or in its model/ folder).");
-        var dir = Path.GetDirectoryName(infoPath)!;
-        JsonObject info;
-        try { info = JsonNode.Parse(File.ReadAllText(infoPath))?.AsObject() ?? throw new BundleException($"{infoPath}: empty."); }
-        catch (System.Text.Json.JsonException e) { throw new BundleException($"{infoPath}: not valid JSON ({e.Message}).", e); }
+        var (dir, infoPath, info) = Bundle.ReadInfo(path);
         if (info["task"]?.GetValue<string>() != TextClassification.TaskName) throw new BundleException($"{infoPath}: not a text-classification bundle.");
         var labels = info["labels"]!.AsArray().Select(l => l!.GetValue<string>()).ToArray();
         int maxLength = info["max_length"]!.GetValue<int>();
         var enc = info["encoder"]!.AsObject();
         TextNet net = enc["kind"]?.GetValue<string>() == "transformer" ? LoadTransformer(dir, infoPath, info, labels.Length) : LoadWordModel(dir, infoPath, info, labels, log);
         var bundle = new LoadedTextBundle(dir, net, labels, maxLength, info, 0);
-        double maxDiff = 0;
-        var goldenPath = Path.Combine(dir, "golden.safetensors");
-        if (File.Exists(goldenPath))
+        double maxDiff = Bundle.ReplayGolden(dir, _ =>
         {
-            var texts = info["golden"]!["texts"]!.AsArray().Select(t => t!.GetValue<string>()).ToArray();
-            var expected = SafeTensors.LoadAll(goldenPath)["logits"].ToArray();
-            using var scope = new TensorScope();
-            using var noGrad = Graph.NoGrad();
-            var logits = net.Logits(texts.Select(t => net.Tokenize(t, null, maxLength)).ToArray()).ToArray();
-            for (int i = 0; i < expected.Length; i++) maxDiff = Math.Max(maxDiff, Math.Abs(logits[i] - expected[i]));
-            if (!(maxDiff <= Bundle.GoldenTolerance))
-                throw new BundleException($"{goldenPath}: the loaded model does not reproduce the bundle's golden predictions (max |Δlogit| = {maxDiff:G3} > {Bundle.GoldenTolerance}); the weights, the base model or the word vectors changed.");
-        }
+            var texts = info["golden"]!["texts"]!.AsArray().Select(t => t!.GetValue<string>());
+            return net.Logits(texts.Select(t => net.Tokenize(t, null, maxLength)).ToArray());
+        }, "the weights, the base model or the word vectors changed");
         return bundle with { GoldenMaxDiff = maxDiff };
     }
 
