@@ -1,6 +1,8 @@
 using System.Text.Json.Nodes;
 using Whetstone.Nn;
+using Whetstone.Nn.Optimizers;
 using Whetstone.Nn.Schedules;
+using Whetstone.Tensors;
 using Whetstone.Training.Config;
 using Whetstone.Training.Evaluation;
 using Whetstone.Training.Runs;
@@ -59,6 +61,19 @@ internal sealed class EpochEnd(RunDirectory run, Module model, TextWriter log)
         record["macro_f1"] = RunDirectory.Num(r.Report.MacroF1);
         record["loss"] = RunDirectory.Num(r.Loss);
         run.Log(record);
+    }
+
+    /// <summary>
+    /// The optimiser a config names over <paramref name="trainable"/>, grouped by learning-rate multiplier
+    /// (<paramref name="lrScale"/>, 1 when null) and decay (none on biases and normalisation weights).
+    /// </summary>
+    public static Optimizer Optimizer(TrainSection t, IEnumerable<(string Name, Tensor Tensor)> trainable, Func<Tensor, double>? lrScale = null)
+    {
+        var groups = trainable
+            .GroupBy(p => (Scale: lrScale?.Invoke(p.Tensor) ?? 1.0, Decay: !ParamGroups.IsNoDecay(p.Name, p.Tensor)))
+            .Select(g => new ParamGroup(g, weightDecay: g.Key.Decay ? t.WeightDecay : 0, lrScale: g.Key.Scale, label: $"lr×{g.Key.Scale}{(g.Key.Decay ? "" : " no-decay")}"))
+            .ToArray();
+        return t.Optimizer == "sgd" ? new Sgd(groups, t.Lr, momentum: t.Momentum, weightDecay: t.WeightDecay) : new AdamW(groups, t.Lr, weightDecay: t.WeightDecay);
     }
 
     /// <summary>Saves last (and best when it is); returns false when the callback stops training.</summary>

@@ -436,13 +436,9 @@ public sealed class ImageClassification
     /// </summary>
     private Optimizer MakeOptimizer(Dictionary<Tensor, double> lrScales, Optimizer? previous)
     {
-        var t = _cfg.Train;
-        var groups = Model.NamedTrainableParameters()
-            .GroupBy(p => (Scale: lrScales.GetValueOrDefault(p.Tensor, 1.0), Decay: !ParamGroups.IsNoDecay(p.Name, p.Tensor)))
-            .Select(g => new ParamGroup(g, weightDecay: g.Key.Decay ? t.WeightDecay : 0, lrScale: g.Key.Scale, label: $"lr×{g.Key.Scale}{(g.Key.Decay ? "" : " no-decay")}"))
-            .ToArray();
-        if (groups.Length == 0) throw new ConfigException($"{_cfg.Source}: nothing is left to train — the freezing froze every parameter, the head included.");
-        Optimizer opt = t.Optimizer == "sgd" ? new Sgd(groups, t.Lr, momentum: t.Momentum, weightDecay: t.WeightDecay) : new AdamW(groups, t.Lr, weightDecay: t.WeightDecay);
+        var trainable = Model.NamedTrainableParameters().ToArray();
+        if (trainable.Length == 0) throw new ConfigException($"{_cfg.Source}: nothing is left to train — the freezing froze every parameter, the head included.");
+        var opt = EpochEnd.Optimizer(_cfg.Train, trainable, p => lrScales.GetValueOrDefault(p, 1.0));
         if (previous is not null) opt.LoadStateDict(previous.StateDict(), strict: false);
         return opt;
     }

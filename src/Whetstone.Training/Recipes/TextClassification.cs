@@ -251,10 +251,7 @@ public sealed class TextClassification
         var before = Eval(evalSet);
         end.Result("before", evalName, before);
 
-        var groups = Model.NamedTrainableParameters()
-            .GroupBy(p => !ParamGroups.IsNoDecay(p.Name, p.Tensor))
-            .Select(g => new ParamGroup(g, weightDecay: g.Key ? t.WeightDecay : 0, lrScale: 1, label: g.Key ? "decay" : "no-decay")).ToArray();
-        Optimizer optimizer = t.Optimizer == "sgd" ? new Sgd(groups, t.Lr, momentum: t.Momentum, weightDecay: t.WeightDecay) : new AdamW(groups, t.Lr, weightDecay: t.WeightDecay);
+        var optimizer = EpochEnd.Optimizer(t, Model.NamedTrainableParameters());
         int stepsPerEpoch = (TrainSet.Count + t.BatchSize - 1) / t.BatchSize;
         long totalSteps = (long)stepsPerEpoch * t.Epochs;
         var schedule = EpochEnd.Schedule(t, totalSteps);
