@@ -24,6 +24,19 @@ public sealed class Rng
         return z ^ (z >> 31);
     }
 
+    /// <summary>The generator's whole state (for checkpoints): four words of xoshiro state and the cached normal deviate.</summary>
+    public RngState GetState() => new(_s0, _s1, _s2, _s3, _hasSpare ? BitConverter.DoubleToInt64Bits(_spare) : (long?)null);
+
+    /// <summary>Continues exactly where the generator that gave <paramref name="state"/> was.</summary>
+    public void SetState(RngState state)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        if ((state.S0 | state.S1 | state.S2 | state.S3) == 0) throw new ArgumentException("An all-zero xoshiro256** state is invalid.", nameof(state));
+        (_s0, _s1, _s2, _s3) = (state.S0, state.S1, state.S2, state.S3);
+        _hasSpare = state.SpareBits is not null;
+        _spare = state.SpareBits is long bits ? BitConverter.Int64BitsToDouble(bits) : 0;
+    }
+
     public ulong NextUInt64()
     {
         ulong result = ulong.RotateLeft(_s1 * 5, 7) * 9;
@@ -69,3 +82,6 @@ public sealed class Rng
         return p;
     }
 }
+
+/// <summary>A snapshot of an <see cref="Rng"/>: the xoshiro256** words and, when one is cached, the spare normal deviate's bits.</summary>
+public sealed record RngState(ulong S0, ulong S1, ulong S2, ulong S3, long? SpareBits);

@@ -79,8 +79,11 @@ public sealed class BertEmbeddings : Module
 }
 
 /// <summary>query/key/value projections and scaled dot-product attention over split heads.</summary>
-public sealed class BertSelfAttention : Module
+public sealed class BertSelfAttention : Module, IRandomModule
 {
+    /// <summary>The attention-probability dropout's generator.</summary>
+    public Rng Generator => _rng;
+
     private readonly int _heads;
     private readonly float _dropout;
     private readonly Rng _rng;

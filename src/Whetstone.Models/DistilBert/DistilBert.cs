@@ -68,8 +68,11 @@ public sealed class DistilBertEmbeddings : Module
 }
 
 /// <summary>q_lin/k_lin/v_lin, scaled dot-product attention over split heads, out_lin.</summary>
-public sealed class DistilBertMultiHeadSelfAttention : Module
+public sealed class DistilBertMultiHeadSelfAttention : Module, IRandomModule
 {
+    /// <summary>The attention-probability dropout's generator.</summary>
+    public Rng Generator => _rng;
+
     private readonly int _heads;
     private readonly float _dropout;
     private readonly Rng _rng;

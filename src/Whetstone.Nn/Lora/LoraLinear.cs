@@ -22,9 +22,12 @@ namespace Whetstone.Nn.Lora;
 /// export; A and B get no gradient while merged); <see cref="Unmerge"/> subtracts it again.
 /// </para>
 /// </summary>
-public sealed class LoraLinear : Module<Tensor, Tensor>
+public sealed class LoraLinear : Module<Tensor, Tensor>, IRandomModule
 {
     private readonly Rng _dropoutRng;
+
+    /// <summary>The adapter dropout's generator.</summary>
+    public Rng Generator => _dropoutRng;
 
     public Linear Base { get; }
     /// <summary>lora_A: a bias-free Linear(in → r); weight [r, in].</summary>
