@@ -8,7 +8,7 @@ using Whetstone.Training;
 using Whetstone.Training.Config;
 using Whetstone.Training.Data;
 using Whetstone.Training.Evaluation;
-using Whetstone.Training.Recipes;
+using Whetstone.Training.Tasks;
 using Whetstone.Training.Runs;
 
 namespace Whetstone.Cli;
@@ -33,28 +33,38 @@ internal static class Commands
 
     public static Command Train(Option<int> threads)
     {
-        var cmd = new Command("train", "Fine-tune a pre-trained model as a YAML config says (see examples/)");
-        var config = new Argument<string>("config") { Description = "The YAML config" };
+        var cmd = new Command("train", "Fine-tune a pre-trained model as a YAML config says (see examples/), or continue a run with --resume");
+        var config = new Argument<string?>("config") { Description = "The YAML config (not with --resume: a run resumes with its own)", Arity = ArgumentArity.ZeroOrOne };
         var set = new Option<string[]>("--set") { Description = "Override a config value: --set train.lr=3e-4 (repeatable)", AllowMultipleArgumentsPerToken = false };
         var dryRun = new Option<bool>("--dry-run") { Description = "Print the layers (trainable/frozen, parameters, BN mode), the data and a memory estimate; train nothing" };
+        var resume = new Option<string?>("--resume") { Description = "Continue the run in this folder (runs/NAME) from its newest intact checkpoint, exactly where it stopped" };
         cmd.Arguments.Add(config);
         cmd.Options.Add(set);
         cmd.Options.Add(dryRun);
+        cmd.Options.Add(resume);
         cmd.SetAction(r => Guard(r, threads, () =>
         {
-            var cfg = ConfigLoader.Load(r.GetValue(config)!, r.GetValue(set) ?? []);
-            if (cfg.Task is not ("image-classification" or TextClassification.TaskName)) throw new ConfigException($"{cfg.Source}: task must be image-classification or text-classification (got '{cfg.Task}').");
-            var text = cfg.Task == TextClassification.TaskName ? TextClassification.Prepare(cfg, Console.Out) : null;
-            var recipe = text is null ? ImageClassification.Prepare(cfg, Console.Out) : null;
+            var resumeDir = r.GetValue(resume);
+            TrainConfig cfg;
+            if (resumeDir is not null)
+            {
+                if (r.GetValue(config) is not null || (r.GetValue(set) ?? []).Length > 0)
+                    throw new ConfigException("--resume continues a run with the config it started with; give the run folder alone (no config file, no --set).");
+                cfg = RunConfig.Load(resumeDir);
+            }
+            else cfg = ConfigLoader.Load(r.GetValue(config) ?? throw new ConfigException("whet train needs a config file (or --resume runs/NAME)."), r.GetValue(set) ?? []);
+            var task = TaskRegistry.Get(cfg.Task, cfg.Source).Prepare(cfg, Console.Out);
             if (r.GetValue(dryRun))
             {
-                Console.WriteLine(text?.DescribeLayers() ?? recipe!.DescribeLayers());
+                Console.WriteLine(task.DescribeLayers());
                 return 0;
             }
-            var result = text?.Run() ?? recipe!.Run();
+            using var stop = StopSignal.ListenToSignals(Console.Error);
+            var result = new Trainer(task, cfg, Console.Out) { Stop = stop }.Run(resume: resumeDir);
+            if (result.Interrupted) return 130;
             Console.WriteLine();
-            Console.WriteLine(EvalJson.Text(result.After, result.Before));
-            Console.WriteLine($"epochs: {string.Join(", ", result.EpochSeconds.Select(s => $"{s:F1} s"))}; bundle: {result.BundleDir}");
+            Console.WriteLine(result.Outcome!.Text);
+            Console.WriteLine($"epochs: {string.Join(", ", result.EpochSeconds.Select(s => $"{s:F1} s"))}; best epoch {result.BestEpoch}; bundle: {result.Outcome.BundleDir}");
             return 0;
         }));
         return cmd;
@@ -79,8 +89,8 @@ internal static class Commands
         cmd.Options.Add(report);
         cmd.SetAction(r => Guard(r, threads, () =>
         {
-            if (TextBundle.IsText(r.GetValue(model)!)) return TextCommands.Evaluate(r.GetValue(model)!, r.GetValue(data)!, r.GetValue(format), r.GetValue(json), r.GetValue(noBefore));
-            var bundle = Bundle.Load(r.GetValue(model)!);
+            if (TaskRegistry.OfBundle(r.GetValue(model)!).Name == TextClassification.TaskName) return TextCommands.Evaluate(r.GetValue(model)!, r.GetValue(data)!, r.GetValue(format), r.GetValue(json), r.GetValue(noBefore));
+            var bundle = ImageBundle.Load(r.GetValue(model)!);
             var path = Path.GetFullPath(r.GetValue(data)!);
             var fmt = r.GetValue(format) ?? DataSources.Detect(path);
             var set = DataSources.Open(fmt, path, train: false, labels: fmt == "idx" ? bundle.Labels : null).WithLabels(bundle.Labels);
@@ -119,8 +129,8 @@ internal static class Commands
         cmd.Options.Add(json);
         cmd.SetAction(r => Guard(r, threads, () =>
         {
-            if (TextBundle.IsText(r.GetValue(model)!)) return TextCommands.Predict(r.GetValue(model)!, r.GetValue(files)!, r.GetValue(top), r.GetValue(json));
-            var bundle = Bundle.Load(r.GetValue(model)!);
+            if (TaskRegistry.OfBundle(r.GetValue(model)!).Name == TextClassification.TaskName) return TextCommands.Predict(r.GetValue(model)!, r.GetValue(files)!, r.GetValue(top), r.GetValue(json));
+            var bundle = ImageBundle.Load(r.GetValue(model)!);
             int k = Math.Clamp(r.GetValue(top), 1, bundle.Labels.Count);
             foreach (var file in r.GetValue(files)!)
             {
@@ -238,7 +248,7 @@ internal static class Scoring
     }
 
     /// <summary>The bundle's base model as it was before fine-tuning: the source's own weights, cut at the same layer, with an untrained head (seeded).</summary>
-    public static ImageClassifier BeforeFineTuning(LoadedBundle bundle)
+    public static ImageClassifier BeforeFineTuning(LoadedImageBundle bundle)
     {
         var info = bundle.Info;
         var graph = ModelSource.Load(Path.Combine(bundle.Path, info["source"]!["path"]!.GetValue<string>()));

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Whetstone.Training.Runs;
+using Whetstone.Training.Tasks;
 
 namespace Whetstone.Cli;
 

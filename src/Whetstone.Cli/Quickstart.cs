@@ -2,7 +2,7 @@ using System.Diagnostics;
 using Whetstone.Tensors;
 using Whetstone.Training.Config;
 using Whetstone.Training.Evaluation;
-using Whetstone.Training.Recipes;
+using Whetstone.Training.Tasks;
 
 namespace Whetstone.Cli;
 
@@ -80,7 +80,7 @@ internal static class Quickstart
             evalName = result.EvaluatedOn;
             before ??= result.Before;
             int epochs = result.EpochSeconds.Count;
-            rows.Add(new Row(name, result.TrainableParameters, result.After, epochs, result.TrainSeconds, result.EpochSeconds.Average(), result.RunDir));
+            rows.Add(new Row(name, result.TrainableParameters, result.After!, epochs, result.TrainSeconds, result.EpochSeconds.Average(), result.RunDir));
         }
         rows.Insert(0, new Row("before fine-tuning (new head, 0 steps)", 0, before!, 0, 0, 0, ""));
 

@@ -2,7 +2,7 @@ using System.Text.Json.Nodes;
 using Whetstone.Training.Config;
 using Whetstone.Training.Data;
 using Whetstone.Training.Evaluation;
-using Whetstone.Training.Recipes;
+using Whetstone.Training.Tasks;
 using Whetstone.Training.Runs;
 
 namespace Whetstone.Cli;
@@ -36,15 +36,16 @@ internal static class TextCommands
         var probs = bundle.Predict(texts);
         for (int t = 0; t < texts.Count; t++)
         {
-            var p = probs[t];
+            var p = bundle.Temperature == 1 ? probs[t] : Calibration.Apply(probs[t], probs[t].Length, bundle.Temperature);
             var best = Enumerable.Range(0, p.Length).OrderByDescending(i => p[i]).Take(k).ToArray();
+            int label = bundle.Threshold is double th && p.Length == 2 ? Thresholds.Decide(p[1], th) : best[0];
             if (json)
                 Console.WriteLine(new JsonObject
                 {
-                    ["text"] = texts[t], ["label"] = bundle.Labels[best[0]],
+                    ["text"] = texts[t], ["label"] = bundle.Labels[label],
                     ["top"] = new JsonArray(best.Select(i => (JsonNode)new JsonObject { ["label"] = bundle.Labels[i], ["probability"] = Math.Round(p[i], 6) }).ToArray()),
                 }.ToJsonString());
-            else Console.WriteLine($"{(texts[t].Length > 60 ? texts[t][..57] + "..." : texts[t])}: {string.Join(", ", best.Select(i => $"{bundle.Labels[i]} {p[i]:P1}"))}");
+            else Console.WriteLine($"{(texts[t].Length > 60 ? texts[t][..57] + "..." : texts[t])}: {bundle.Labels[label]} ({string.Join(", ", best.Select(i => $"{bundle.Labels[i]} {p[i]:P1}"))})");
         }
         return 0;
     }

@@ -1,5 +1,6 @@
 using Whetstone.Training;
 using Whetstone.Training.Runs;
+using Whetstone.Training.Tasks;
 
 namespace Whetstone.Cli.Tests;
 
@@ -32,7 +33,7 @@ public sealed class QuickstartTests : IDisposable
         Assert.True(rows[2].Trainable > rows[1].Trainable && rows[3].Trainable > rows[2].Trainable);
         foreach (var row in rows.Skip(1))
         {
-            var bundle = Bundle.Load(row.RunDir);
+            var bundle = ImageBundle.Load(row.RunDir);
             Assert.Equal(10, bundle.Labels.Count);
             Assert.Equal("T-shirt/top", bundle.Labels[0]);
         }

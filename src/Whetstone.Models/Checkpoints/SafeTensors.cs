@@ -250,35 +250,7 @@ public static class SafeTensors
         if (dup is not null) throw new ArgumentException($"Tensor name '{dup.Key}' appears twice.");
         if (items.Any(kv => kv.Key == "__metadata__")) throw new ArgumentException("'__metadata__' is reserved.");
 
-        using var header = new MemoryStream();
-        using (var w = new Utf8JsonWriter(header))
-        {
-            w.WriteStartObject();
-            if (metadata is { Count: > 0 })
-            {
-                w.WriteStartObject("__metadata__");
-                foreach (var (k, v) in metadata.OrderBy(kv => kv.Key, StringComparer.Ordinal)) w.WriteString(k, v);
-                w.WriteEndObject();
-            }
-            long offset = 0;
-            foreach (var (name, t) in items)
-            {
-                long bytes = (long)t.Size * dtype.Size();
-                w.WriteStartObject(name);
-                w.WriteString("dtype", dtype.Name());
-                w.WriteStartArray("shape");
-                foreach (int d in t.Shape) w.WriteNumberValue(d);
-                w.WriteEndArray();
-                w.WriteStartArray("data_offsets");
-                w.WriteNumberValue(offset);
-                w.WriteNumberValue(offset + bytes);
-                w.WriteEndArray();
-                w.WriteEndObject();
-                offset += bytes;
-            }
-            w.WriteEndObject();
-        }
-        while (header.Length % 8 != 0) header.WriteByte((byte)' ');
+        using var header = Header(items.Select(kv => (kv.Key, kv.Value.Shape.ToArray(), dtype)), metadata);
 
         var full = System.IO.Path.GetFullPath(path);
         var tmp = System.IO.Path.Combine(System.IO.Path.GetDirectoryName(full)!, $".{System.IO.Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
@@ -286,10 +258,6 @@ public static class SafeTensors
         {
             using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20))
             {
-                Span<byte> len = stackalloc byte[8];
-                BitConverter.TryWriteBytes(len, (ulong)header.Length);
-                fs.Write(len);
-                header.Position = 0;
                 header.CopyTo(fs);
                 var buffer = new byte[1 << 20];
                 foreach (var (_, t) in items)
@@ -312,5 +280,52 @@ public static class SafeTensors
         {
             if (File.Exists(tmp)) File.Delete(tmp);
         }
+    }
+
+    /// <summary>
+    /// The start of a safetensors file for tensors of the given names, shapes and dtypes, laid out in that order: the
+    /// 8-byte little-endian header length, then the JSON header (metadata first) padded with spaces to a multiple of 8.
+    /// Positioned at 0, ready to copy to the file before the tensors' bytes.
+    /// </summary>
+    public static MemoryStream Header(IEnumerable<(string Name, int[] Shape, DType DType)> items, IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        ArgumentNullException.ThrowIfNull(items);
+        using var json = new MemoryStream();
+        using (var w = new Utf8JsonWriter(json))
+        {
+            w.WriteStartObject();
+            if (metadata is { Count: > 0 })
+            {
+                w.WriteStartObject("__metadata__");
+                foreach (var (k, v) in metadata.OrderBy(kv => kv.Key, StringComparer.Ordinal)) w.WriteString(k, v);
+                w.WriteEndObject();
+            }
+            long offset = 0;
+            foreach (var (name, shape, dtype) in items)
+            {
+                long bytes = Shapes.Size(shape) * (long)dtype.Size();
+                w.WriteStartObject(name);
+                w.WriteString("dtype", dtype.Name());
+                w.WriteStartArray("shape");
+                foreach (int d in shape) w.WriteNumberValue(d);
+                w.WriteEndArray();
+                w.WriteStartArray("data_offsets");
+                w.WriteNumberValue(offset);
+                w.WriteNumberValue(offset + bytes);
+                w.WriteEndArray();
+                w.WriteEndObject();
+                offset += bytes;
+            }
+            w.WriteEndObject();
+        }
+        while (json.Length % 8 != 0) json.WriteByte((byte)' ');
+        var result = new MemoryStream((int)json.Length + 8);
+        Span<byte> len = stackalloc byte[8];
+        BitConverter.TryWriteBytes(len, (ulong)json.Length);
+        result.Write(len);
+        json.Position = 0;
+        json.CopyTo(result);
+        result.Position = 0;
+        return result;
     }
 }

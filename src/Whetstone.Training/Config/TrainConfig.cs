@@ -29,6 +29,10 @@ public sealed record TrainConfig
     /// <summary>The folder relative paths are read from (the config file's folder); set by the loader.</summary>
     [YamlIgnore] public string BaseDirectory { get; init; } = ".";
 
+    /// <summary>The YAML text the config was parsed from and the <c>--set</c> overrides applied to it (a run keeps both to resume).</summary>
+    [YamlIgnore] public string Yaml { get; init; } = "";
+    [YamlIgnore] public IReadOnlyList<string> Overrides { get; init; } = [];
+
     /// <summary>The config file (or "built-in"); set by the loader, for messages.</summary>
     [YamlIgnore] public string Source { get; init; } = "built-in";
 }
@@ -146,6 +150,15 @@ public sealed record TrainSection
     /// <c>max_f1</c>, <c>recall:0.95</c> (highest precision at that recall) or <c>cost:FP,FN</c> (lowest total cost).
     /// </summary>
     public string Threshold { get; init; } = "max_f1";
+    /// <summary>
+    /// The validation metric whose best epoch is kept (<c>val_macro_f1</c>, <c>val_accuracy</c>, <c>val_loss</c>, or any
+    /// other the task reports); default: the task's first metric, or under <c>whet tune</c> the study's metric.
+    /// </summary>
+    public string? Select { get; init; }
+    /// <summary>Write a resume checkpoint every this many optimiser steps (besides every epoch); 0 = at most 10 minutes apart.</summary>
+    public int CheckpointEvery { get; init; }
+    /// <summary>Log the step's loss, learning rate and gradient norm to metrics.jsonl every this many optimiser steps.</summary>
+    public int LogEvery { get; init; } = 10;
 }
 
 /// <summary>A config file that does not parse or does not fit the schema: names the file, line and what was expected.</summary>
@@ -182,7 +195,7 @@ public static class ConfigLoader
         var deserializer = new DeserializerBuilder().WithNamingConvention(UnderscoredNamingConvention.Instance).Build();
         try
         {
-            return deserializer.Deserialize<TrainConfig>(text) ?? new TrainConfig();
+            return (deserializer.Deserialize<TrainConfig>(text) ?? new TrainConfig()) with { Yaml = yaml, Overrides = sets };
         }
         catch (YamlException e)
         {

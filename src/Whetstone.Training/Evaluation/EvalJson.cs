@@ -109,4 +109,35 @@ public static class EvalJson
         }
         return sb.ToString();
     }
+
+    /// <summary>Every score of an evaluation (truth, prediction and probabilities per example, loss) as JSON, to read back with <see cref="ReadScores"/>.</summary>
+    public static string WriteScores(EvalResult e)
+    {
+        ArgumentNullException.ThrowIfNull(e);
+        return new JsonObject
+        {
+            ["loss"] = e.Loss, ["count"] = e.Count,
+            ["labels"] = new JsonArray(e.Report.Labels.Select(l => (JsonNode?)JsonValue.Create(l)).ToArray()),
+            ["truth"] = new JsonArray((e.Truth ?? []).Select(v => (JsonNode?)JsonValue.Create(v)).ToArray()),
+            ["predicted"] = new JsonArray((e.Predicted ?? []).Select(v => (JsonNode?)JsonValue.Create(v)).ToArray()),
+            ["probabilities"] = new JsonArray((e.Probabilities ?? []).Select(v => (JsonNode?)JsonValue.Create(v)).ToArray()),
+        }.ToJsonString();
+    }
+
+    /// <summary>An evaluation written by <see cref="WriteScores"/>; its labels must be <paramref name="labels"/>.</summary>
+    public static EvalResult ReadScores(string path, IReadOnlyList<string> labels)
+    {
+        ArgumentNullException.ThrowIfNull(labels);
+        JsonObject o;
+        try { o = JsonNode.Parse(File.ReadAllText(path))?.AsObject() ?? throw new InvalidDataException($"{path}: empty."); }
+        catch (System.Text.Json.JsonException e) { throw new InvalidDataException($"{path}: not valid JSON ({e.Message}).", e); }
+        var own = o["labels"]!.AsArray().Select(l => l!.GetValue<string>()).ToArray();
+        if (!own.SequenceEqual(labels, StringComparer.Ordinal)) throw new InvalidDataException($"{path}: scores for labels {string.Join(", ", own)}, not {string.Join(", ", labels)}.");
+        var truth = o["truth"]!.AsArray().Select(v => v!.GetValue<int>()).ToArray();
+        var predicted = o["predicted"]!.AsArray().Select(v => v!.GetValue<int>()).ToArray();
+        return new EvalResult(ClassificationReport.From(truth, predicted, labels), o["loss"]!.GetValue<double>(), o["count"]!.GetValue<int>())
+        {
+            Truth = truth, Predicted = predicted, Probabilities = o["probabilities"]!.AsArray().Select(v => v!.GetValue<float>()).ToArray(),
+        };
+    }
 }

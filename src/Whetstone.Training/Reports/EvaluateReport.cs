@@ -8,7 +8,7 @@ namespace Whetstone.Training.Reports;
 internal static class EvaluateReport
 {
     /// <summary>Writes the report to <paramref name="path"/> or, by default, <c>report.html</c> in the bundle's run folder; returns the path.</summary>
-    public static string Write(LoadedBundle bundle, ImageDataset data, EvalResult after, EvalResult? before, string dataName, string? path)
+    public static string Write(Tasks.LoadedImageBundle bundle, ImageDataset data, EvalResult after, EvalResult? before, string dataName, string? path)
     {
         var runDir = Path.GetDirectoryName(Path.GetFullPath(bundle.Path))!;   // a bundle lives in runs/<name>/model
         var info = bundle.Info;

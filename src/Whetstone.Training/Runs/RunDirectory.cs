@@ -13,7 +13,7 @@ namespace Whetstone.Training.Runs;
 /// </summary>
 public sealed class RunDirectory : IDisposable
 {
-    private readonly StreamWriter _metrics;
+    private StreamWriter _metrics;
 
     public string Path { get; }
     public string CheckpointDir => System.IO.Path.Combine(Path, "checkpoints");
@@ -24,7 +24,8 @@ public sealed class RunDirectory : IDisposable
     {
         Path = path;
         Directory.CreateDirectory(CheckpointDir);
-        _metrics = new StreamWriter(new FileStream(MetricsPath, FileMode.Append, FileAccess.Write, FileShare.Read), new UTF8Encoding(false)) { AutoFlush = true };
+        _metrics = new StreamWriter(new FileStream(MetricsPath, FileMode.OpenOrCreate, FileAccess.Write, FileShare.Read), new UTF8Encoding(false)) { AutoFlush = true };
+        _metrics.BaseStream.Seek(0, SeekOrigin.End);
     }
 
     /// <summary>Creates <c>{runs}/{name}</c>, or <c>{name}-2</c>, <c>-3</c> … when taken.</summary>
@@ -36,6 +37,28 @@ public sealed class RunDirectory : IDisposable
         var path = System.IO.Path.Combine(runsDir, name);
         for (int i = 2; Directory.Exists(path); i++) path = System.IO.Path.Combine(runsDir, $"{name}-{i}");
         return new RunDirectory(System.IO.Path.GetFullPath(path));
+    }
+
+    /// <summary>An existing run folder (to resume it); metrics.jsonl is appended to.</summary>
+    public static RunDirectory Open(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        var full = System.IO.Path.GetFullPath(path);
+        if (!Directory.Exists(full)) throw new DirectoryNotFoundException($"Run folder '{path}' does not exist.");
+        return new RunDirectory(full);
+    }
+
+    /// <summary>Bytes in metrics.jsonl so far (everything logged is already written through).</summary>
+    public long MetricsBytes => _metrics.BaseStream.Length;
+
+    /// <summary>Cuts metrics.jsonl back to <paramref name="length"/> bytes (what a checkpoint had seen; the rest is replayed).</summary>
+    public void TruncateMetrics(long length)
+    {
+        _metrics.Flush();
+        if (length > _metrics.BaseStream.Length)
+            throw new InvalidOperationException($"{MetricsPath} has {_metrics.BaseStream.Length} bytes, fewer than the {length} the checkpoint saw: the file was cut or replaced.");
+        _metrics.BaseStream.SetLength(length);
+        _metrics.BaseStream.Seek(0, SeekOrigin.End);
     }
 
     /// <summary>Appends one line to metrics.jsonl.</summary>

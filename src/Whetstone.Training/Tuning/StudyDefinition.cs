@@ -84,20 +84,18 @@ public sealed class StudyDefinition
     public TrainConfig TrialConfig(TrialRecord trial)
     {
         ArgumentNullException.ThrowIfNull(trial);
-        return ConfigLoader.Parse(_yaml, Source, _overrides.Concat(SearchSpace.Overrides(trial.Params))) with
+        var c = ConfigLoader.Parse(_yaml, Source, _overrides.Concat(SearchSpace.Overrides(trial.Params)));
+        return c with
         {
             BaseDirectory = Base.BaseDirectory, Source = Source, Name = $"trial-{trial.Number:D3}", Runs = StudyDir,
+            Train = c.Train with { Select = c.Train.Select ?? Metric },   // the epoch kept is the one the study scores
         };
     }
 
-    public double MetricOf(EvalResult validation)
+    public double MetricOf(IReadOnlyDictionary<string, double> validation)
     {
         ArgumentNullException.ThrowIfNull(validation);
-        return Metric switch
-        {
-            "val_accuracy" => validation.Report.Accuracy,
-            "val_loss" => validation.Loss,
-            _ => validation.Report.MacroF1,
-        };
+        return validation.TryGetValue(Metric, out var v) ? v
+            : throw new InvalidOperationException($"The task reported {string.Join(", ", validation.Keys)}, not the study's metric {Metric}.");
     }
 }

@@ -3,7 +3,7 @@ using System.Text;
 using System.Text.Json.Nodes;
 using Whetstone.Training.Config;
 using Whetstone.Training.Data;
-using Whetstone.Training.Recipes;
+using Whetstone.Training.Tasks;
 
 namespace Whetstone.Training.Tuning;
 
@@ -22,14 +22,13 @@ public sealed class Tuner(StudyDefinition study, StudyStore store, StudyInfo inf
 {
     private readonly TrialFunction _train = train ?? TrainTrial;
 
-    /// <summary>One trial: the config's task recipe (image or text classification) run with the epoch callback.</summary>
+    /// <summary>One trial: the config's task (see <see cref="TaskRegistry"/>) through the trainer, with the epoch callback.</summary>
     public static TrialOutcome TrainTrial(TrainConfig config, EpochCallback onEpoch, TextWriter log)
     {
         ArgumentNullException.ThrowIfNull(config);
-        var result = config.Task == TextClassification.TaskName
-            ? TextClassification.Prepare(config, log).Run(onEpoch)
-            : ImageClassification.Prepare(config, log).Run(onEpoch);
-        return new TrialOutcome(result.RunDir, result.Stopped, result.After.Report.Accuracy, result.After.Report.MacroF1);
+        var result = TaskRegistry.Train(config, log, onEpoch);
+        var after = result.Outcome?.After;
+        return new TrialOutcome(result.RunDir, result.Stopped, after?.GetValueOrDefault("accuracy"), after?.GetValueOrDefault("macro_f1"));
     }
 
     /// <summary>Runs trials until the study has <paramref name="budget"/> finished (or running) trials, the sampler is exhausted, or <paramref name="deadline"/> passes.</summary>
@@ -55,7 +54,7 @@ public sealed class Tuner(StudyDefinition study, StudyStore store, StudyInfo inf
             {
                 var cfg = study.TrialConfig(trial);
                 int last = cfg.Train.Epochs;
-                bool OnEpoch(int epoch, Evaluation.EvalResult validation)
+                bool OnEpoch(int epoch, IReadOnlyDictionary<string, double> validation)
                 {
                     double v = study.MetricOf(validation);
                     store.Report(trial.Id, epoch, v);

@@ -2,7 +2,7 @@ using System.Text.Json.Nodes;
 using Whetstone.Tensors;
 using Whetstone.Training.Config;
 using Whetstone.Training.Data;
-using Whetstone.Training.Recipes;
+using Whetstone.Training.Tasks;
 using Whetstone.Training.Runs;
 using Whetstone.Training.Tests.Config;
 using Whetstone.Training.Tests.Data;
@@ -73,20 +73,22 @@ public sealed class ImageClassificationTests : IDisposable
         Assert.All(recipe.Model.Head.Parameters(), p => Assert.True(p.RequiresGrad));
 
         var result = recipe.Run();
-        Assert.True(result.After.Report.Accuracy >= 0.9, $"accuracy {result.After.Report.Accuracy} after training\n{log}");
-        Assert.True(result.After.Loss < result.Before.Loss, $"loss {result.Before.Loss} → {result.After.Loss}");
+        Assert.True(result.After!.Report.Accuracy >= 0.9, $"accuracy {result.After!.Report.Accuracy} after training\n{log}");
+        Assert.True(result.After!.Loss < result.Before.Loss, $"loss {result.Before.Loss} → {result.After!.Loss}");
         Assert.NotNull(result.CachedAt);                       // the frozen backbone's features were computed once
         Assert.Equal(6, result.EpochSeconds.Count);
 
         // run folder: config, metrics (per epoch + before/after), checkpoints, bundle, eval.json
         var run = result.RunDir;
-        foreach (var f in new[] { "config.yaml", "metrics.jsonl", "eval.json", "checkpoints/last.safetensors", "checkpoints/best.safetensors", "model/model.safetensors", "model/whetstone.json", "model/golden.safetensors" })
+        foreach (var f in new[] { "config.yaml", "metrics.jsonl", "eval.json", "run.json", "before.json", "checkpoints/best.safetensors", "model/model.safetensors", "model/whetstone.json", "model/golden.safetensors" })
             Assert.True(File.Exists(Path.Combine(run, f)), f + " missing");
+        // resume checkpoints: one per epoch, the newest two kept (24 training images, batch 8: 3 steps an epoch → steps 15 and 18)
+        Assert.Equal(["step-00000018.safetensors", "step-00000015.safetensors"], Directory.GetFiles(Path.Combine(run, "checkpoints"), "step-*").Select(Path.GetFileName).OrderDescending());
         var lines = File.ReadAllLines(Path.Combine(run, "metrics.jsonl")).Select(l => JsonNode.Parse(l)!.AsObject()).ToArray();
         Assert.Equal(6, lines.Count(l => l.ContainsKey("val_accuracy")));
         Assert.Contains(lines, l => l["event"]?.GetValue<string>() == "before");
         var eval = JsonNode.Parse(File.ReadAllText(Path.Combine(run, "eval.json")))!.AsObject();
-        Assert.Equal(result.After.Report.Accuracy, eval["accuracy"]!.GetValue<double>(), 5);
+        Assert.Equal(result.After!.Report.Accuracy, eval["accuracy"]!.GetValue<double>(), 5);
         Assert.Equal(2, eval["confusion_matrix"]!.AsArray().Count);
         Assert.NotNull(eval["before"]);
 
@@ -100,7 +102,7 @@ public sealed class ImageClassificationTests : IDisposable
         Assert.InRange(info["threshold"]!["value"]!.GetValue<double>(), 0, 1.0000001);
 
         // the bundle reloads, replays its golden set, and scores the same
-        var bundle = Bundle.Load(run);
+        var bundle = ImageBundle.Load(run);
         Assert.Equal(["h", "v"], bundle.Labels);
         Assert.True(bundle.GoldenMaxDiff <= 1e-4);
         Assert.Equal(48, bundle.Preprocess.ImageSize);

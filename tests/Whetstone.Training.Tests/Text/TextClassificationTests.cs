@@ -1,8 +1,9 @@
 using System.Text.Json.Nodes;
 using Whetstone.Tensors;
+using Whetstone.Training;
 using Whetstone.Training.Config;
 using Whetstone.Training.Data;
-using Whetstone.Training.Recipes;
+using Whetstone.Training.Tasks;
 using Whetstone.Training.Runs;
 using Whetstone.Training.Tests.Data;
 
@@ -55,7 +56,7 @@ public sealed class TextClassificationTests : IDisposable
         var trials = store.Trials(info.Id);
         Assert.All(trials, t => Assert.Equal(Whetstone.Training.Tuning.TrialState.Complete, t.State));
         Assert.All(trials, t => Assert.True(t.Value > 0.5, $"trial {t.Number}: {t.Value}"));
-        Assert.All(trials, t => Assert.True(TextBundle.IsText(t.RunDir!), t.RunDir));
+        Assert.All(trials, t => Assert.True((TaskRegistry.OfBundle(t.RunDir!).Name == TextClassification.TaskName), t.RunDir));
     }
 
     [Theory]
@@ -71,23 +72,24 @@ public sealed class TextClassificationTests : IDisposable
         var result = recipe.Run((e, v) => { epochs.Add(e); return true; });
         Assert.Equal(Enumerable.Range(1, 8), epochs);
         Assert.Equal("test", result.EvaluatedOn);
-        Assert.True(result.After.Report.Accuracy >= 0.9, $"accuracy {result.After.Report.Accuracy}");
-        Assert.True(result.After.Report.Accuracy > result.Before.Report.Accuracy);
+        Assert.True(result.After!.Report.Accuracy >= 0.9, $"accuracy {result.After!.Report.Accuracy}");
+        Assert.True(result.After!.Report.Accuracy > result.Before.Report.Accuracy);
         Assert.Equal(encoder == "pool" ? "encoder" : null, result.CachedAt);   // pooled frozen vectors: features computed once
-        foreach (var f in new[] { "config.yaml", "metrics.jsonl", "eval.json", "data_report.json", "report.html", "checkpoints/best.safetensors", "checkpoints/last.safetensors", "model/whetstone.json", "model/model.safetensors" })
+        foreach (var f in new[] { "config.yaml", "metrics.jsonl", "eval.json", "data_report.json", "report.html", "checkpoints/best.safetensors", "run.json", "before.json", "model/whetstone.json", "model/model.safetensors" })
             Assert.True(File.Exists(Path.Combine(result.RunDir, f)), f);
-        var info = JsonNode.Parse(File.ReadAllText(Path.Combine(result.BundleDir, "whetstone.json")))!;
+        Assert.Equal(CheckpointStore.Keep, Directory.GetFiles(Path.Combine(result.RunDir, "checkpoints"), "step-*.safetensors").Length);
+        var info = JsonNode.Parse(File.ReadAllText(Path.Combine(result.BundleDir!, "whetstone.json")))!;
         Assert.Equal("text-classification", info["task"]!.GetValue<string>());
         Assert.Equal(encoder, info["encoder"]!["encoder"]!.GetValue<string>());
-        Assert.True(TextBundle.IsText(result.RunDir));
+        Assert.True((TaskRegistry.OfBundle(result.RunDir).Name == TextClassification.TaskName));
         var bundle = TextBundle.Load(result.RunDir);
         Assert.True(bundle.GoldenMaxDiff <= 1e-4);
         var p = bundle.Predict(recipe.TestSet!.Rows.Take(5).Select(r => r.Text).ToArray());
         for (int i = 0; i < 5; i++)
         {
             Assert.Equal(1f, p[i].Sum(), 4);
-            Assert.Equal(result.After.Predicted![i], p[i][1] > p[i][0] ? 1 : 0);
-            Assert.Equal(result.After.Probabilities![2 * i + 1], p[i][1], 4);
+            Assert.Equal(result.After!.Predicted![i], p[i][1] > p[i][0] ? 1 : 0);
+            Assert.Equal(result.After!.Probabilities![2 * i + 1], p[i][1], 4);
         }
     }
 
@@ -99,8 +101,8 @@ public sealed class TextClassificationTests : IDisposable
         Assert.True(tuned.Tensor.Dim(0) is > 10 and < 22, $"{tuned.Tensor.Dim(0)} rows");              // words seen in training + the OOV offset row
         var result = recipe.Run();
         Assert.Null(result.CachedAt);
-        Assert.True(result.After.Report.Accuracy >= 0.9, $"accuracy {result.After.Report.Accuracy}");
-        Assert.True(TextBundle.Load(result.BundleDir).GoldenMaxDiff <= 1e-4);
+        Assert.True(result.After!.Report.Accuracy >= 0.9, $"accuracy {result.After!.Report.Accuracy}");
+        Assert.True(TextBundle.Load(result.BundleDir!).GoldenMaxDiff <= 1e-4);
     }
 
     [Fact]

@@ -6,7 +6,7 @@ using Whetstone.Tensors;
 using Whetstone.Tensors.Autograd;
 using Whetstone.Tensors.Memory;
 using Whetstone.Training.Config;
-using Whetstone.Training.Recipes;
+using Whetstone.Training.Tasks;
 using Whetstone.Training.Runs;
 using Whetstone.Training.Tests.Data;
 
@@ -82,11 +82,11 @@ public sealed class TransformerTextTests : IDisposable
         for (int i = 0; i < alone.Length; i++) Assert.Equal(alone[i], padded[i], 4);
 
         var result = recipe.Run();
-        Assert.True(result.After.Report.Accuracy >= 0.9, $"accuracy {result.After.Report.Accuracy}");
-        Assert.True(result.After.Report.Accuracy > result.Before.Report.Accuracy, $"before {result.Before.Report.Accuracy}");
+        Assert.True(result.After!.Report.Accuracy >= 0.9, $"accuracy {result.After!.Report.Accuracy}");
+        Assert.True(result.After!.Report.Accuracy > result.Before.Report.Accuracy, $"before {result.Before.Report.Accuracy}");
         foreach (var f in new[] { "config.yaml", "metrics.jsonl", "eval.json", "data_report.json", "report.html", "checkpoints/best.safetensors", "model/whetstone.json", "model/model.safetensors", "model/golden.safetensors" })
             Assert.True(File.Exists(Path.Combine(result.RunDir, f)), f);
-        var info = JsonNode.Parse(File.ReadAllText(Path.Combine(result.BundleDir, "whetstone.json")))!;
+        var info = JsonNode.Parse(File.ReadAllText(Path.Combine(result.BundleDir!, "whetstone.json")))!;
         Assert.Equal("transformer", info["encoder"]!["kind"]!.GetValue<string>());
         Assert.Equal(TextNet.WeightsSha256(Fixture("bert-tiny")), info["encoder"]!["weights_sha256"]!.GetValue<string>());
         var bundle = TextBundle.Load(result.RunDir);
@@ -120,7 +120,7 @@ public sealed class TransformerTextTests : IDisposable
         foreach (var h in m.HeadPaths) Assert.All(m.GetModule(h).Parameters(), p => Assert.True(p.RequiresGrad));
         var frozenBefore = m.GetModule(m.LayerPath(0)).StateDict().ToDictionary(kv => kv.Key, kv => kv.Value.ToArray());
         var result = recipe.Run();
-        Assert.True(result.After.Report.Accuracy > result.Before.Report.Accuracy, $"{result.Before.Report.Accuracy} → {result.After.Report.Accuracy}");
+        Assert.True(result.After!.Report.Accuracy > result.Before.Report.Accuracy, $"{result.Before.Report.Accuracy} → {result.After!.Report.Accuracy}");
         foreach (var (k, v) in m.GetModule(m.LayerPath(0)).StateDict()) Assert.Equal(frozenBefore[k], v.ToArray());
         Assert.True(TextBundle.Load(result.RunDir).GoldenMaxDiff <= 1e-5);
         // freeze.below with or without the model's base prefix freezes the same parameters as freeze.layers
@@ -144,12 +144,12 @@ public sealed class TransformerTextTests : IDisposable
         Assert.Contains(trainable, n => n.Contains("lora_A", StringComparison.Ordinal));
         var baseQuery = m.StateDict()["roberta.encoder.layer.0.attention.self.query.weight"].ToArray();
         var result = recipe.Run();
-        Assert.True(result.After.Report.Accuracy > result.Before.Report.Accuracy, $"{result.Before.Report.Accuracy} → {result.After.Report.Accuracy}");
+        Assert.True(result.After!.Report.Accuracy > result.Before.Report.Accuracy, $"{result.Before.Report.Accuracy} → {result.After!.Report.Accuracy}");
         Assert.Equal(baseQuery, m.StateDict()["roberta.encoder.layer.0.attention.self.query.weight"].ToArray());
 
         // the bundle holds only adapters + head
-        Assert.False(File.Exists(Path.Combine(result.BundleDir, "model.safetensors")));
-        var saved = SafeTensors.LoadAll(Path.Combine(result.BundleDir, TextBundle.AdaptersFile));
+        Assert.False(File.Exists(Path.Combine(result.BundleDir!, "model.safetensors")));
+        var saved = SafeTensors.LoadAll(Path.Combine(result.BundleDir!, TextBundle.AdaptersFile));
         Assert.Equal(m.AdapterStateDict().Keys.Order(), saved.Keys.Order());
         Assert.All(saved.Keys, k => Assert.True(k.Contains("lora_", StringComparison.Ordinal) || k.StartsWith("classifier.", StringComparison.Ordinal), k));
         var bundle = TextBundle.Load(result.RunDir);

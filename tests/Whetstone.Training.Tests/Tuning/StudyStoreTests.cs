@@ -128,13 +128,14 @@ public sealed class StudyStoreTests : IDisposable
         using var store = StudyStore.Open(study.StoragePath);
         var info = store.EnsureStudy(study.Name, study.Space.ToJson(), study.Space.Hash(), study.Metric, study.Direction.ToString(), study.ConfigText);
         // curves rise to a plateau that is highest at lr = 1e-2
-        TrialOutcome Train(TrainConfig cfg, Whetstone.Training.Recipes.EpochCallback onEpoch, TextWriter log)
+        TrialOutcome Train(TrainConfig cfg, Whetstone.Training.EpochCallback onEpoch, TextWriter log)
         {
             double q = 1 - Math.Abs(Math.Log10(cfg.Train.Lr) + 2) / 3;
             for (int e = 1; e <= cfg.Train.Epochs; e++)
             {
-                var report = new Whetstone.Training.Evaluation.ClassificationReport(q * (1 - Math.Exp(-e / 2.0)), q * (1 - Math.Exp(-e / 2.0)), [], new int[0, 0], []);
-                if (!onEpoch(e, new Whetstone.Training.Evaluation.EvalResult(report, 1 - q, 10))) return new TrialOutcome(null, true);
+                double v = q * (1 - Math.Exp(-e / 2.0));
+                var validation = new Dictionary<string, double> { ["val_macro_f1"] = v, ["val_accuracy"] = v, ["val_loss"] = 1 - q };
+                if (!onEpoch(e, validation)) return new TrialOutcome(null, true);
             }
             return new TrialOutcome(null, false);
         }

@@ -1,6 +1,6 @@
 using Whetstone.Training.Data;
 
-namespace Whetstone.Training.Recipes;
+namespace Whetstone.Training.Tasks;
 
 /// <summary>Opens an image dataset by format name (<c>idx</c>, <c>folder</c>, <c>csv</c>) or by looking at the path.</summary>
 public static class DataSources

@@ -4,7 +4,7 @@ using Whetstone.Models.Tokenizers;
 using Whetstone.Nn;
 using Whetstone.Tensors;
 
-namespace Whetstone.Training.Recipes;
+namespace Whetstone.Training.Tasks;
 
 /// <summary>One example's token ids, and its token-type ids for transformers (null for word vectors).</summary>
 public sealed record TokenizedText(int[] Ids, int[]? Types);

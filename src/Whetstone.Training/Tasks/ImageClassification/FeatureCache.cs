@@ -5,7 +5,7 @@ using Whetstone.Tensors;
 using Whetstone.Tensors.Autograd;
 using Whetstone.Tensors.Memory;
 
-namespace Whetstone.Training;
+namespace Whetstone.Training.Tasks;
 
 /// <summary>
 /// Backbone outputs at a cut point, computed once for a whole dataset. When every layer up to the cut is frozen

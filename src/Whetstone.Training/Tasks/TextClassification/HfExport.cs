@@ -3,8 +3,9 @@ using Whetstone.Models;
 using Whetstone.Models.Checkpoints;
 using Whetstone.Nn.Lora;
 using Whetstone.Tensors;
+using Whetstone.Training.Runs;
 
-namespace Whetstone.Training.Runs;
+namespace Whetstone.Training.Tasks;
 
 /// <summary>What <see cref="HfExport.Export"/> wrote.</summary>
 public sealed record HfExportResult(string Folder, IReadOnlyList<string> Files, bool Merged, bool Adapters, int Tensors);

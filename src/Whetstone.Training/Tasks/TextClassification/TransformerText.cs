@@ -5,7 +5,7 @@ using Whetstone.Nn.Lora;
 using Whetstone.Tensors;
 using Whetstone.Training.Config;
 
-namespace Whetstone.Training.Recipes;
+namespace Whetstone.Training.Tasks;
 
 /// <summary>
 /// The transformer path of <see cref="TextClassification"/> (<c>text.model</c>): loading a Hugging Face encoder with a

@@ -15,31 +15,29 @@ using Whetstone.Training.Data;
 using Whetstone.Training.Evaluation;
 using Whetstone.Training.Runs;
 
-namespace Whetstone.Training.Recipes;
-
-/// <summary>What a training run produced.</summary>
-public sealed record TrainResult(string RunDir, string BundleDir, EvalResult Before, EvalResult After, string EvaluatedOn,
-    IReadOnlyList<double> EpochSeconds, double TrainSeconds, long TrainableParameters, string? CachedAt, bool Stopped = false);
+namespace Whetstone.Training.Tasks;
 
 /// <summary>
-/// Called after each epoch's validation (1-based epoch). Returning false stops training there (a tuner pruning a
-/// trial); the best epoch so far is still evaluated and saved.
+/// Image classification by transfer learning, as a trainer task: import the pre-trained backbone, cut it at its feature
+/// layer, put a head sized from the labels on it, freeze as declared (gradual unfreezing at epoch starts), and cache the
+/// frozen bottom's features when nothing below the trainable layers changes between epochs. The loop, checkpoints and
+/// best-epoch selection are the <see cref="Trainer"/>'s; the end of the run is <see cref="ClassificationTask"/>'s.
 /// </summary>
-public delegate bool EpochCallback(int epoch, EvalResult validation);
-
-/// <summary>
-/// Image classification by transfer learning, from a <see cref="TrainConfig"/>: import the pre-trained backbone, cut it
-/// at its feature layer, put a head sized from the labels on it, freeze as declared, train (AdamW/SGD, warm-up +
-/// decay, clipping, accumulation, gradual unfreezing), keep the best epoch by validation macro-F1, evaluate against the
-/// model before fine-tuning, and write the run folder with its model bundle.
-/// </summary>
-public sealed class ImageClassification
+public sealed class ImageClassification : ClassificationTask
 {
+    public const string TaskName = "image-classification";
+
     private readonly TrainConfig _cfg;
     private readonly TextWriter _log;
     private readonly Rng _rng;
+    private readonly DataLoader _loader;
+    private readonly Dictionary<string, double> _lrScale = new(StringComparer.Ordinal);
+    private readonly Dictionary<(ImageDataset, string), FeatureCache> _caches = [];
+    private string? _cacheLayer;
+    private string? _baseHash;
 
-    public ImageClassifier Model { get; }
+    public override string Name => TaskName;
+    public new ImageClassifier Model { get; }
     public Preprocess Preprocess { get; }
     public ImageDataset TrainSet { get; }
     public ImageDataset ValidationSet { get; }
@@ -47,14 +45,13 @@ public sealed class ImageClassification
     public string ModelPath { get; }
     public string FeatureLayer { get; }
 
-    public IReadOnlyList<string> Labels => TrainSet.Labels;
+    public override IReadOnlyList<string> Labels => TrainSet.Labels;
 
-    private ImageClassification(TrainConfig cfg, TextWriter log)
+    private ImageClassification(TrainConfig cfg, TextWriter log) : base(cfg, log)
     {
         _cfg = cfg;
         _log = log;
         _rng = new Rng(cfg.Seed);
-        if (cfg.Train.Threads > 0) Par.Threads = cfg.Train.Threads;
         Validate(cfg);
 
         // ---- model: import, cut at the feature layer
@@ -85,6 +82,9 @@ public sealed class ImageClassification
         if (cfg.Model.Scratch) ImageClassifier.Reinitialize(Model.Backbone, _rng);
         ApplyFreezing(Model, cfg);
         ApplyBatchNormMode();
+        foreach (var (name, _) in Model.NamedTrainableParameters()) _lrScale[name] = name.StartsWith("head", StringComparison.Ordinal) ? 1 : cfg.Train.BackboneLrScale;
+        _loader = new DataLoader(TrainSet, Preprocess, cfg.Train.BatchSize, shuffle: true, augment: true, seed: cfg.Seed);
+        Trainer.Validate(this, cfg);
     }
 
     /// <summary>Sets the statistics mode of every batch norm whose parameters train (frozen ones stay frozen).</summary>
@@ -115,20 +115,12 @@ public sealed class ImageClassification
     {
         var t = c.Train;
         void Need(bool ok, string what) { if (!ok) throw new ConfigException($"{c.Source}: {what}"); }
-        Need(t.Epochs >= 1, $"train.epochs must be ≥ 1 (got {t.Epochs}).");
-        Need(t.BatchSize >= 1, $"train.batch_size must be ≥ 1 (got {t.BatchSize}).");
-        Need(t.Lr > 0, $"train.lr must be > 0 (got {t.Lr}).");
         Need(c.Lora is null, "lora: applies to transformer text models (task: text-classification with text.model); image backbones use freeze: instead.");
         Need(c.Freeze.Layers is null, "freeze.layers applies to transformer text models; image backbones use freeze.below: LAYER.");
-        Need(t.GradAccum >= 1, $"train.grad_accum must be ≥ 1 (got {t.GradAccum}).");
-        Need(t.Warmup is >= 0 and < 1, $"train.warmup is a fraction of all steps in [0, 1) (got {t.Warmup}).");
-        Need(t.Optimizer is "adamw" or "sgd", $"train.optimizer must be adamw or sgd (got '{t.Optimizer}').");
-        Need(t.Schedule is "cosine" or "linear" or "constant" or "onecycle", $"train.schedule must be cosine, linear, constant or onecycle (got '{t.Schedule}').");
         Need(t.BnStatistics is "auto" or "frozen" or "update", $"train.bn_statistics must be auto, frozen or update (got '{t.BnStatistics}').");
         Need(t.BnMomentum is > 0 and <= 1, $"train.bn_momentum must be in (0, 1] (got {t.BnMomentum}).");
         Need(c.Data.Format is "idx" or "folder" or "csv", $"data.format must be idx, folder or csv (got '{c.Data.Format}').");
         Need(c.Data.Validation is >= 0 and < 1, $"data.validation is a fraction in [0, 1) (got {c.Data.Validation}).");
-        try { ThresholdRule.Parse(t.Threshold); } catch (ArgumentException e) { throw new ConfigException($"{c.Source}: train.threshold: {e.Message}", e); }
         foreach (var u in c.Unfreeze)
             Need(u.Epoch >= 1 && u.Epoch <= t.Epochs && u.From.Length > 0, $"unfreeze: each step needs epoch in 1..{t.Epochs} and a layer in 'from' (got epoch {u.Epoch}, from '{u.From}').");
     }
@@ -220,7 +212,7 @@ public sealed class ImageClassification
     // ------------------------------------------------------------------ dry run
 
     /// <summary>The layer table (trainable/frozen, parameters, BN mode, output shape) and a memory estimate.</summary>
-    public string DescribeLayers()
+    public override string DescribeLayers()
     {
         var sb = new StringBuilder();
         int h = Preprocess.Height, w = Preprocess.Width;
@@ -270,11 +262,8 @@ public sealed class ImageClassification
 
     // ------------------------------------------------------------------ evaluation
 
-    /// <summary>Scores <see cref="Model"/> on <paramref name="data"/> (eval mode, no gradients), from <paramref name="cache"/> when given.</summary>
-    public EvalResult Evaluate(ImageDataset data) => Evaluate(data, null);
-
-    internal EvalResult Evaluate(ImageDataset data, FeatureCache? cache, Action<int>? progress = null) =>
-        Score(Model, Preprocess, data, cache, progress);
+    /// <summary>Scores <see cref="Model"/> on <paramref name="data"/> (eval mode, no gradients).</summary>
+    public EvalResult Evaluate(ImageDataset data) => Score(Model, Preprocess, data, null);
 
     /// <summary>
     /// Scores <paramref name="model"/> on <paramref name="data"/> in eval mode without gradients (restoring its mode after),
@@ -318,128 +307,66 @@ public sealed class ImageClassification
     internal Tensor Inputs(ImageDataset data, int start, int n) =>
         new DataLoader(data, Preprocess, Math.Max(1, n)).LoadImages(Enumerable.Range(start, n).ToArray(), 0);
 
-    // ------------------------------------------------------------------ training
+    // ------------------------------------------------------------------ the trainer's task
 
-    /// <summary>Trains as configured, writing the run folder; returns the before/after scores.</summary>
-    public TrainResult Run(EpochCallback? onEpoch = null)
+    protected override Module TrainedModule => Model;
+    public override int TrainCount => TrainSet.Count;
+    public override string BaseHash => _baseHash ??= ModelSource.Hash(ModelPath);
+    protected override string HeldOutName => TestSet is null ? "validation" : "test";
+    protected override IEnumerable<string> OwnKeys => ["bn_statistics", "bn_momentum", "feature_cache"];
+    protected override string? CachedAt => _cacheLayer;
+
+    /// <summary>The layer whose output can be cached now (null: caching off, augmentation on, or the first layer trains).</summary>
+    private string? CacheLayer() => _cfg.Train.FeatureCache && !_cfg.Data.Augment.Enabled ? FeatureCache.ChooseLayer(Model.Backbone) : null;
+
+    private FeatureCache? CacheFor(ImageDataset data, string what)
     {
-        var cfg = _cfg;
-        var t = cfg.Train;
-        using var run = RunDirectory.Create(Path.GetFullPath(cfg.Runs), cfg.Name);   // runs: relative to the working directory, like the outputs of any command
-        run.WriteText("config.yaml", ConfigWriter.ToYaml(cfg));
-        _log.WriteLine($"run folder: {run.Path}");
-        var caches = new Dictionary<(ImageDataset, string), FeatureCache>();
-        FeatureCache? CacheFor(ImageDataset data, string? layer, string what)
-        {
-            if (layer is null) return null;
-            if (caches.TryGetValue((data, layer), out var c)) return c;
-            var bar = new Progress(_log, $"features of {what} at {layer}", data.Count);
-            c = FeatureCache.Build(Model.Backbone, layer, data.Count, 64, (s, n) => Inputs(data, s, n), done => bar.Report(done));
-            return caches[(data, layer)] = c;
-        }
-        string? CacheLayer() => t.FeatureCache && !cfg.Data.Augment.Enabled ? FeatureCache.ChooseLayer(Model.Backbone) : null;
-
-        // ---- the model before fine-tuning
-        var evalSet = TestSet ?? ValidationSet;
-        string evalName = TestSet is null ? "validation" : "test";
-        string? cacheLayer = CacheLayer();
-        var end = new EpochEnd(run, Model, _log);
-        var before = Evaluate(evalSet, CacheFor(evalSet, cacheLayer, evalName));
-        end.Result("before", evalName, before);
-
-        // ---- optimiser over what trains now; rebuilt when layers unfreeze
-        var lrScales = new Dictionary<Tensor, double>(ReferenceEqualityComparer.Instance);
-        foreach (var (name, p) in Model.NamedTrainableParameters()) lrScales[p] = name.StartsWith("head", StringComparison.Ordinal) ? 1 : t.BackboneLrScale;
-        var optimizer = MakeOptimizer(lrScales, null);
-        int stepsPerEpoch = (TrainSet.Count + t.BatchSize * t.GradAccum - 1) / (t.BatchSize * t.GradAccum);
-        long totalSteps = (long)stepsPerEpoch * t.Epochs;
-        var schedule = EpochEnd.Schedule(t, totalSteps);
-
-        var epochSeconds = new List<double>();
-        var loader = new DataLoader(TrainSet, Preprocess, t.BatchSize, shuffle: true, augment: true, seed: cfg.Seed);
-        var lastPath = end.LastPath;
-        var trainClock = Stopwatch.StartNew();
-        bool stopped = false;
-        for (int epoch = 1; epoch <= t.Epochs && !stopped; epoch++)
-        {
-            var clock = Stopwatch.StartNew();
-            foreach (var u in cfg.Unfreeze.Where(u => u.Epoch == epoch))
-            {
-                Freezing.UnfreezeFrom(Model, WeightedLayerPath(Model, u.From, "unfreeze.from"));
-                ApplyBatchNormMode();
-                foreach (var (_, p) in Model.NamedTrainableParameters()) lrScales.TryAdd(p, u.LrScale);
-                optimizer = MakeOptimizer(lrScales, optimizer);
-                _log.WriteLine($"epoch {epoch}: unfroze from '{u.From}' (lr × {u.LrScale}); {Model.TrainableParameterCount():N0} parameters train now");
-            }
-            var layer = CacheLayer();
-            if (layer != cacheLayer) { caches.Clear(); cacheLayer = layer; }
-            var trainCache = CacheFor(TrainSet, cacheLayer, "train");
-
-            Model.Train();
-            var bar = new Progress(_log, $"epoch {epoch}/{t.Epochs}", TrainSet.Count);
-            double lossSum = 0;
-            int seen = 0, micro = 0, batchIndex = 0;
-            optimizer.ZeroGrad();
-            foreach (var batch in loader.Epoch(epoch))
-            {
-                int n = batch.Count;
-                bool lastBatch = ++batchIndex == loader.BatchesPerEpoch;
-                float loss;
-                using (var scope = new TensorScope())
-                {
-                    var logits = trainCache is null
-                        ? Model.Forward(batch.LoadImages())
-                        : Model.ForwardFrom(trainCache.Layer, trainCache.Gather(batch.Indices));
-                    var l = Tensor.CrossEntropy(logits, batch.Labels, labelSmoothing: t.LabelSmoothing);
-                    loss = l.Item();
-                    (t.GradAccum > 1 ? l * (1f / t.GradAccum) : l).Backward();
-                }
-                if (!float.IsFinite(loss))
-                    throw new InvalidOperationException($"epoch {epoch}: the loss became {loss} (learning rate {t.Lr} may be too high); the last good weights are in {lastPath}.");
-                lossSum += loss * n;
-                seen += n;
-                if (++micro == t.GradAccum || lastBatch)
-                {
-                    double norm = t.ClipGradNorm > 0 ? GradClip.ClipGradNorm(Model.Parameters().Where(p => p.RequiresGrad), t.ClipGradNorm) : double.NaN;
-                    optimizer.LrFactor = schedule.Factor(optimizer.StepCount);
-                    optimizer.Step();
-                    optimizer.ZeroGrad();
-                    micro = 0;
-                    end.Step(optimizer.StepCount, epoch, loss, t.Lr * optimizer.LrFactor, norm);
-                }
-                bar.Report(seen, $"loss {lossSum / seen:F4}");
-            }
-            var val = Evaluate(ValidationSet, CacheFor(ValidationSet, cacheLayer, "validation"));
-            clock.Stop();
-            epochSeconds.Add(clock.Elapsed.TotalSeconds);
-            stopped = !end.Finish(epoch, lossSum / seen, val, clock.Elapsed.TotalSeconds, cacheLayer is null ? "" : $", features cached at {cacheLayer}", new JsonObject { ["cached_at"] = cacheLayer }, onEpoch);
-        }
-        trainClock.Stop();
-
-        // ---- the best epoch, scored on the held-out set
-        end.RestoreBest(epochSeconds.Count);
-        var after = Evaluate(evalSet, CacheFor(evalSet, cacheLayer, evalName));
-        end.Result("after", evalName, after);
-
-        // temperature (and, for two classes, the decision threshold) fitted on validation, stored in the bundle
-        var validation = Evaluate(ValidationSet, CacheFor(ValidationSet, cacheLayer, "validation"));
-        var decision = CalibratedDecision.Fit(validation, ThresholdRule.Parse(t.Threshold));
-        var bundle = Bundle.Save(run.BundleDir, this, before, after, evalName, decision);
-        run.WriteText("eval.json", EvalJson.Write(after, before, evalName));
-        Reports.RunReport.Write(run, cfg, Labels, before, after, evalName, validation, Reports.HtmlReport.ImageExamples(evalSet), _log);
-        return new TrainResult(run.Path, bundle, before, after, evalName, epochSeconds, trainClock.Elapsed.TotalSeconds, Model.TrainableParameterCount(), cacheLayer, stopped);
+        var layer = _cacheLayer;
+        if (layer is null) return null;
+        if (_caches.TryGetValue((data, layer), out var c)) return c;
+        var bar = new Progress(_log, $"features of {what} at {layer}", data.Count);
+        c = FeatureCache.Build(Model.Backbone, layer, data.Count, 64, (s, n) => Inputs(data, s, n), done => bar.Report(done));
+        return _caches[(data, layer)] = c;
     }
 
-    /// <summary>
-    /// An optimiser over the parameters that train now, grouped by learning-rate multiplier and decay (no decay on
-    /// biases and normalisation weights); state of parameters that were already training carries over.
-    /// </summary>
-    private Optimizer MakeOptimizer(Dictionary<Tensor, double> lrScales, Optimizer? previous)
+    protected override void OnStart(RunDirectory run) => _cacheLayer = CacheLayer();
+
+    protected override EvalResult Score(bool validation)
     {
-        var trainable = Model.NamedTrainableParameters().ToArray();
-        if (trainable.Length == 0) throw new ConfigException($"{_cfg.Source}: nothing is left to train — the freezing froze every parameter, the head included.");
-        var opt = EpochEnd.Optimizer(_cfg.Train, trainable, p => lrScales.GetValueOrDefault(p, 1.0));
-        if (previous is not null) opt.LoadStateDict(previous.StateDict(), strict: false);
-        return opt;
+        var data = validation || TestSet is null ? ValidationSet : TestSet;
+        return Score(Model, Preprocess, data, CacheFor(data, validation ? "validation" : HeldOutName));
     }
+
+    public override bool BeginEpoch(int epoch, TextWriter log)
+    {
+        bool changed = false;
+        foreach (var u in _cfg.Unfreeze.Where(u => u.Epoch == epoch))
+        {
+            Freezing.UnfreezeFrom(Model, WeightedLayerPath(Model, u.From, "unfreeze.from"));
+            ApplyBatchNormMode();
+            foreach (var (name, _) in Model.NamedTrainableParameters()) _lrScale.TryAdd(name, u.LrScale);
+            log.WriteLine($"epoch {epoch}: unfroze from '{u.From}' (lr × {u.LrScale}); {Model.TrainableParameterCount():N0} parameters train now");
+            changed = true;
+        }
+        var layer = CacheLayer();
+        if (layer != _cacheLayer) { _caches.Clear(); _cacheLayer = layer; }
+        return changed;
+    }
+
+    public override double LrScale(string name) => _lrScale.GetValueOrDefault(name, 1.0);
+
+    public override Tensor Loss(int[] indices, int epoch)
+    {
+        var cache = CacheFor(TrainSet, "train");
+        var logits = cache is null ? Model.Forward(_loader.LoadImages(indices, epoch)) : Model.ForwardFrom(cache.Layer, cache.Gather(indices));
+        return Tensor.CrossEntropy(logits, Array.ConvertAll(indices, TrainSet.GetLabel), labelSmoothing: _cfg.Train.LabelSmoothing);
+    }
+
+    public override JsonObject EpochFields() => new() { ["cached_at"] = _cacheLayer };
+
+    protected override string SaveBundle(string dir, EvalResult before, EvalResult after, CalibratedDecision decision) =>
+        ImageBundle.Save(dir, this, before, after, HeldOutName, decision);
+
+    protected override void WriteReport(RunDirectory run, EvalResult before, EvalResult after, EvalResult validation) =>
+        Reports.RunReport.Write(run, _cfg, Labels, before, after, HeldOutName, validation, Reports.HtmlReport.ImageExamples(TestSet ?? ValidationSet), _log);
 }

@@ -15,20 +15,23 @@ using Whetstone.Training.Data;
 using Whetstone.Training.Evaluation;
 using Whetstone.Training.Runs;
 
-namespace Whetstone.Training.Recipes;
+namespace Whetstone.Training.Tasks;
 
 /// <summary>Texts turned into token ids once, with their labels.</summary>
 internal sealed record EncodedTexts(TextDataset Data, TokenizedText[] Ids);
 
 /// <summary>
-/// Text classification by transfer learning: pre-trained word vectors (GloVe) under a small trainable encoder (pooling
-/// or a 1-D CNN) and a head sized from the labels; the same run folder, metrics, checkpoints, best-epoch selection by
-/// validation macro-F1, before/after evaluation and bundle as <see cref="ImageClassification"/>. The encoder is an
-/// <see cref="ITextEncoder"/>, so another pre-trained encoder (a transformer) plugs in at <see cref="MakeEncoder"/>.
+/// Text classification by transfer learning, as a trainer task: pre-trained word vectors (GloVe) under a small
+/// trainable encoder (pooling or a 1-D CNN) and a head sized from the labels, or a Hugging Face encoder with its
+/// sequence-classification head (full, partial or LoRA fine-tuning). Texts are tokenized once; features below the head
+/// are computed once when nothing under it trains. The loop is the <see cref="Trainer"/>'s; the end of the run is
+/// <see cref="ClassificationTask"/>'s.
 /// </summary>
-public sealed class TextClassification
+public sealed class TextClassification : ClassificationTask
 {
     public const string TaskName = "text-classification";
+
+    public override string Name => TaskName;
 
     private readonly TrainConfig _cfg;
     private readonly TextWriter _log;
@@ -37,7 +40,7 @@ public sealed class TextClassification
 
     /// <summary>The model that trains (either path).</summary>
     public TextNet Net { get; }
-    public Module Model => Net.Module;
+    protected override Module TrainedModule => Net.Module;
     /// <summary>The word vectors (word-vector path; null for transformers).</summary>
     public WordVectors? Vectors { get; }
     public string? VectorsPath { get; }
@@ -49,15 +52,14 @@ public sealed class TextClassification
     public TextDataset ValidationSet { get; }
     public TextDataset? TestSet { get; }
     public TextDataReport Report { get; }
-    public IReadOnlyList<string> Labels => TrainSet.LabelNames;
+    public override IReadOnlyList<string> Labels => TrainSet.LabelNames;
     public int MaxLength => _cfg.Text.MaxLength;
 
-    private TextClassification(TrainConfig cfg, TextWriter log)
+    private TextClassification(TrainConfig cfg, TextWriter log) : base(cfg, log)
     {
         _cfg = cfg;
         _log = log;
         _rng = new Rng(cfg.Seed);
-        if (cfg.Train.Threads > 0) Par.Threads = cfg.Train.Threads;
         Validate(cfg);
         (TrainSet, ValidationSet, TestSet) = LoadData(cfg);
         if (cfg.Text.Model is { } hf)
@@ -73,6 +75,8 @@ public sealed class TextClassification
         Report = TextDataReport.Build(TrainSet, ValidationSet, TestSet, Net.Count, cfg.Text.MaxLength);
         log.WriteLine(Report.ToText());
         foreach (var s in TrainSet.Skipped.Take(3)) log.WriteLine($"  skipped {s}");
+        _weights = cfg.Text.ClassWeights == "balanced" ? TrainSet.BalancedClassWeights() : [];
+        Trainer.Validate(this, cfg);
     }
 
     /// <summary>Loads everything the config names (fetching assets it needs).</summary>
@@ -103,14 +107,7 @@ public sealed class TextClassification
 
     private static void Validate(TrainConfig c)
     {
-        var t = c.Train;
         void Need(bool ok, string what) { if (!ok) throw new ConfigException($"{c.Source}: {what}"); }
-        Need(t.Epochs >= 1, $"train.epochs must be ≥ 1 (got {t.Epochs}).");
-        Need(t.BatchSize >= 1, $"train.batch_size must be ≥ 1 (got {t.BatchSize}).");
-        Need(t.Lr > 0, $"train.lr must be > 0 (got {t.Lr}).");
-        Need(t.Warmup is >= 0 and < 1, $"train.warmup is a fraction of all steps in [0, 1) (got {t.Warmup}).");
-        Need(t.Optimizer is "adamw" or "sgd", $"train.optimizer must be adamw or sgd (got '{t.Optimizer}').");
-        Need(t.Schedule is "cosine" or "linear" or "constant" or "onecycle", $"train.schedule must be cosine, linear, constant or onecycle (got '{t.Schedule}').");
         Need(c.Data.Validation is >= 0 and < 1, $"data.validation is a fraction in [0, 1) (got {c.Data.Validation}).");
         Need(c.Data.Format is "idx" or "auto" or "csv" or "tsv" or "jsonl" or "json" or "email", $"data.format for text must be csv, tsv, jsonl, json, email or auto (got '{c.Data.Format}').");
         TransformerText.Validate(c);
@@ -151,7 +148,7 @@ public sealed class TextClassification
 
     // ------------------------------------------------------------------ dry run
 
-    public string DescribeLayers()
+    public override string DescribeLayers()
     {
         var sb = new StringBuilder();
         int width = Math.Max(28, Model.NamedParameters().Select(p => p.Name.Length).DefaultIfEmpty(0).Max());
@@ -229,93 +226,74 @@ public sealed class TextClassification
         };
     }
 
-    // ------------------------------------------------------------------ training
+    // ------------------------------------------------------------------ the trainer's task
 
-    /// <summary>Trains as configured, writing the run folder; returns the before/after scores.</summary>
-    public TrainResult Run(EpochCallback? onEpoch = null)
+    private readonly float[] _weights;
+    private readonly Dictionary<TextDataset, float[]> _features = new(ReferenceEqualityComparer.Instance);
+    private string? _baseHash;
+
+    public override int TrainCount => TrainSet.Count;
+    protected override string HeldOutName => TestSet is null ? "validation" : "test";
+    protected override IEnumerable<string> OwnKeys => ["feature_cache"];
+    private bool CachesFeatures => Net.CachesFeatures && _cfg.Train.FeatureCache;
+    protected override string? CachedAt => CachesFeatures ? "encoder" : null;
+
+    /// <summary>SHA-256 of what the run starts from: the word vectors, or the Hugging Face folder's weight files.</summary>
+    public override string BaseHash => _baseHash ??= Vectors is not null ? Vectors.Sha256 : TextNet.WeightsSha256(BaseModelPath!);
+
+    /// <summary>Encoder features of <paramref name="d"/> when they are cached (computed once, eval mode), else null.</summary>
+    private float[]? FeaturesOf(TextDataset d) =>
+        !CachesFeatures ? null : _features.TryGetValue(d, out var f) ? f : _features[d] = Features(Net.WordModel!, Encoded(d).Ids);
+
+    protected override void OnStart(RunDirectory run)
     {
-        var cfg = _cfg;
-        var t = cfg.Train;
-        using var run = RunDirectory.Create(Path.GetFullPath(cfg.Runs), cfg.Name);   // relative to the working directory
-        run.WriteText("config.yaml", ConfigWriter.ToYaml(cfg));
         run.WriteText("data_report.json", Report.ToJson().ToJsonString(RunDirectory.Json));
-        _log.WriteLine($"run folder: {run.Path}");
-        bool cache = Net.CachesFeatures;
-        var featureCache = new Dictionary<TextDataset, float[]>(ReferenceEqualityComparer.Instance);
-        float[]? FeaturesOf(TextDataset d) => !cache ? null : featureCache.TryGetValue(d, out var f) ? f : featureCache[d] = Features(Net.WordModel!, Encoded(d).Ids);
-        EvalResult Eval(TextDataset d) => Score(Net, Encoded(d).Ids, d.Labels, d.LabelNames, FeaturesOf(d));
+        if (_weights.Length > 0) _log.WriteLine($"class weights: {string.Join(", ", Labels.Select((l, i) => $"{l} {_weights[i]:F3}"))}");
+    }
 
-        var evalSet = TestSet ?? ValidationSet;
-        string evalName = TestSet is null ? "validation" : "test";
-        var end = new EpochEnd(run, Model, _log);
-        var before = Eval(evalSet);
-        end.Result("before", evalName, before);
+    protected override EvalResult Score(bool validation)
+    {
+        var d = validation || TestSet is null ? ValidationSet : TestSet;
+        return Score(Net, Encoded(d).Ids, d.Labels, d.LabelNames, FeaturesOf(d));
+    }
 
-        var optimizer = EpochEnd.Optimizer(t, Model.NamedTrainableParameters());
-        int stepsPerEpoch = (TrainSet.Count + t.BatchSize - 1) / t.BatchSize;
-        long totalSteps = (long)stepsPerEpoch * t.Epochs;
-        var schedule = EpochEnd.Schedule(t, totalSteps);
-        float[] weights = cfg.Text.ClassWeights == "balanced" ? TrainSet.BalancedClassWeights() : [];
-        if (weights.Length > 0) _log.WriteLine($"class weights: {string.Join(", ", Labels.Select((l, i) => $"{l} {weights[i]:F3}"))}");
+    public override bool BeginEpoch(int epoch, TextWriter log) => false;
 
-        var train = Encoded(TrainSet);
-        var trainFeatures = FeaturesOf(TrainSet);
-        int f = Net.WordModel?.Encoder.OutputDim ?? 0;
-        var shuffle = new Rng(cfg.Seed ^ 0x5EED);
-        var epochSeconds = new List<double>();
-        var trainClock = Stopwatch.StartNew();
-        bool stopped = false;
-        for (int epoch = 1; epoch <= t.Epochs && !stopped; epoch++)
+    /// <summary>The head learns at train.lr; everything under it at train.lr × train.backbone_lr_scale.</summary>
+    public override double LrScale(string name)
+    {
+        bool head = Net.WordModel is not null ? name.StartsWith("head", StringComparison.Ordinal)
+            : Net.Transformer!.HeadPaths.Any(h => name == h || name.StartsWith(h + ".", StringComparison.Ordinal));
+        return head ? 1 : _cfg.Train.BackboneLrScale;
+    }
+
+    public override Tensor Loss(int[] indices, int epoch)
+    {
+        var y = Array.ConvertAll(indices, i => TrainSet.Labels[i]);
+        Tensor logits;
+        if (FeaturesOf(TrainSet) is { } features)
         {
-            var clock = Stopwatch.StartNew();
-            Model.Train();
-            var order = shuffle.Permutation(TrainSet.Count);
-            double lossSum = 0;
-            int seen = 0;
-            for (int s = 0; s < order.Length; s += t.BatchSize)
-            {
-                int n = Math.Min(t.BatchSize, order.Length - s);
-                var idx = order.AsSpan(s, n).ToArray();
-                var y = idx.Select(i => TrainSet.Labels[i]).ToArray();
-                float loss;
-                using (new TensorScope())
-                {
-                    Tensor logits;
-                    if (trainFeatures is null) logits = Net.Logits(idx.Select(i => train.Ids[i]).ToArray());
-                    else
-                    {
-                        var x = Tensor.Empty(n, f);
-                        for (int r = 0; r < n; r++) trainFeatures.AsSpan(idx[r] * f, f).CopyTo(x.Span.Slice(r * f, f));
-                        logits = Net.WordModel!.ForwardFeatures(x);
-                    }
-                    var l = Tensor.CrossEntropy(logits, y, labelSmoothing: t.LabelSmoothing, classWeights: weights);
-                    loss = l.Item();
-                    l.Backward();
-                }
-                if (!float.IsFinite(loss)) throw new InvalidOperationException($"epoch {epoch}: the loss became {loss} (learning rate {t.Lr} may be too high).");
-                double norm = t.ClipGradNorm > 0 ? GradClip.ClipGradNorm(Model.Parameters().Where(p => p.RequiresGrad), t.ClipGradNorm) : double.NaN;
-                optimizer.LrFactor = schedule.Factor(optimizer.StepCount);
-                optimizer.Step();
-                optimizer.ZeroGrad();
-                lossSum += loss * n;
-                seen += n;
-                end.Step(optimizer.StepCount, epoch, loss, t.Lr * optimizer.LrFactor, norm);
-            }
-            var val = Eval(ValidationSet);
-            clock.Stop();
-            epochSeconds.Add(clock.Elapsed.TotalSeconds);
-            stopped = !end.Finish(epoch, lossSum / seen, val, clock.Elapsed.TotalSeconds, "", new JsonObject { ["features_cached"] = cache }, onEpoch);
+            int f = Net.WordModel!.Encoder.OutputDim;
+            var x = Tensor.Empty(indices.Length, f);
+            for (int r = 0; r < indices.Length; r++) features.AsSpan(indices[r] * f, f).CopyTo(x.Span.Slice(r * f, f));
+            logits = Net.WordModel.ForwardFeatures(x);
         }
-        trainClock.Stop();
-        end.RestoreBest(epochSeconds.Count);
-        var after = Eval(evalSet);
-        end.Result("after", evalName, after);
+        else
+        {
+            var ids = Encoded(TrainSet).Ids;
+            logits = Net.Logits(Array.ConvertAll(indices, i => ids[i]));
+        }
+        return Tensor.CrossEntropy(logits, y, labelSmoothing: _cfg.Train.LabelSmoothing, classWeights: _weights);
+    }
 
-        var bundle = TextBundle.Save(run.BundleDir, this, before, after, evalName);
-        run.WriteText("eval.json", EvalJson.Write(after, before, evalName));
-        var validation = ReferenceEquals(evalSet, ValidationSet) ? after : Eval(ValidationSet);
-        Reports.RunReport.Write(run, cfg, Labels, before, after, evalName, validation, i => (evalSet.Rows[i].Text, null), _log,
-            model: Describe());
-        return new TrainResult(run.Path, bundle, before, after, evalName, epochSeconds, trainClock.Elapsed.TotalSeconds, Model.TrainableParameterCount(), cache ? "encoder" : null, stopped);
+    public override JsonObject EpochFields() => new() { ["features_cached"] = CachesFeatures };
+
+    protected override string SaveBundle(string dir, EvalResult before, EvalResult after, CalibratedDecision decision) =>
+        TextBundle.Save(dir, this, before, after, HeldOutName, decision);
+
+    protected override void WriteReport(RunDirectory run, EvalResult before, EvalResult after, EvalResult validation)
+    {
+        var held = TestSet ?? ValidationSet;
+        Reports.RunReport.Write(run, _cfg, Labels, before, after, HeldOutName, validation, i => (held.Rows[i].Text, null), _log, model: Describe());
     }
 }

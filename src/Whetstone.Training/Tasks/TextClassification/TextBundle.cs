@@ -8,9 +8,9 @@ using Whetstone.Tensors;
 using Whetstone.Tensors.Autograd;
 using Whetstone.Tensors.Memory;
 using Whetstone.Training.Evaluation;
-using Whetstone.Training.Recipes;
+using Whetstone.Training.Runs;
 
-namespace Whetstone.Training.Runs;
+namespace Whetstone.Training.Tasks;
 
 /// <summary>A loaded text bundle: the classifier in eval mode (either path), its label list (head order) and max length.</summary>
 public sealed record LoadedTextBundle(string Path, TextNet Net, IReadOnlyList<string> Labels, int MaxLength, JsonObject Info, double GoldenMaxDiff)
@@ -24,7 +24,13 @@ public sealed record LoadedTextBundle(string Path, TextNet Net, IReadOnlyList<st
     /// <summary>The LoRA settings of an adapter bundle (null when the bundle holds full weights).</summary>
     public LoraConfig? Lora => TextBundle.ReadLora(Info);
 
-    /// <summary>Class probabilities of each text.</summary>
+    /// <summary>The temperature the logits are divided by before the softmax (1 when the bundle has none).</summary>
+    public double Temperature => Bundle.TemperatureOf(Info);
+
+    /// <summary>Two-class bundles: the decision threshold on the second label's scaled probability; null when absent.</summary>
+    public double? Threshold => Bundle.ThresholdOf(Info);
+
+    /// <summary>Class probabilities of each text (softmax of the logits, before temperature scaling).</summary>
     public float[][] Predict(IReadOnlyList<string> texts)
     {
         ArgumentNullException.ThrowIfNull(texts);
@@ -48,10 +54,7 @@ public sealed record LoadedTextBundle(string Path, TextNet Net, IReadOnlyList<st
 /// </summary>
 public static class TextBundle
 {
-    public static bool IsText(string path) =>
-        Bundle.InfoPath(path) is { } p && JsonNode.Parse(File.ReadAllText(p))?["task"]?.GetValue<string>() == TextClassification.TaskName;
-
-    internal static string Save(string dir, TextClassification recipe, EvalResult before, EvalResult after, string evalName)
+    internal static string Save(string dir, TextClassification recipe, EvalResult before, EvalResult after, string evalName, CalibratedDecision? decision = null)
     {
         var net = recipe.Net;
         var model = net.Module;
@@ -104,6 +107,10 @@ public static class TextBundle
             ["metrics"] = new JsonObject { ["split"] = evalName, ["after"] = EvalJson.ToJson(after), ["before"] = EvalJson.ToJson(before) },
             ["golden"] = new JsonObject { ["file"] = "golden.safetensors", ["texts"] = new JsonArray(texts.Select(t => (JsonNode?)JsonValue.Create(t)).ToArray()), ["tolerance"] = Bundle.GoldenTolerance },
         };
+        // decisions: temperature fitted on validation; for two classes the threshold on the scaled probability of labels[1]
+        if (decision?.Temperature is { } temperature) info["temperature"] = temperature.Temperature;
+        if (decision?.Threshold is { } threshold)
+            info["threshold"] = new JsonObject { ["value"] = threshold.Threshold, ["rule"] = threshold.Rule.ToString(), ["positive"] = recipe.Labels[1] };
         File.WriteAllText(Path.Combine(tmp, "whetstone.json"), info.ToJsonString(RunDirectory.Json));
         if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
         Directory.Move(tmp, dir);
