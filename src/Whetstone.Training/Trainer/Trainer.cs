@@ -32,6 +32,9 @@ public sealed record TrainerResult(string RunDir, TaskOutcome? Outcome, IReadOnl
 /// <summary>Points where tests can look at (or break into) a run; null members are skipped.</summary>
 public sealed class TrainerHooks
 {
+    /// <summary>Once the run folder is created or opened.</summary>
+    public Action<string>? RunFolder { get; init; }
+
     /// <summary>After each micro-batch's backward (epoch, 0-based batch in the epoch). Throwing simulates a crash there.</summary>
     public Action<int, int>? AfterMicroBatch { get; init; }
 }
@@ -190,9 +193,22 @@ public sealed class Trainer
         using var run = resume is null ? RunDirectory.Create(Path.GetFullPath(cfg.Runs), cfg.Name) : RunDirectory.Open(resume);
         using var store = new CheckpointStore(run.CheckpointDir);
         var bestPath = Path.Combine(run.CheckpointDir, "best.safetensors");
+        Hooks.RunFolder?.Invoke(run.Path);
 
         LoadedCheckpoint? ckpt = null;
-        if (resume is null)
+        if (resume is not null)
+        {
+            if (File.Exists(Path.Combine(run.BundleDir, "whetstone.json")))
+                throw new ConfigException($"{run.Path}: the run has finished (its bundle is in model/); nothing to resume.");
+            ckpt = store.LoadLatest(_log);
+            if (ckpt is null)
+            {
+                // stopped before its first checkpoint: nothing was done that cannot be done again
+                _log.WriteLine($"{run.Path}: no intact checkpoint yet; starting the run again from its beginning.");
+                run.TruncateMetrics(0);
+            }
+        }
+        if (ckpt is null)
         {
             run.WriteText("config.yaml", ConfigWriter.ToYaml(cfg));
             run.WriteText("run.json", new JsonObject
@@ -207,7 +223,6 @@ public sealed class Trainer
         }
         else
         {
-            ckpt = store.LoadLatest(_log) ?? throw new ConfigException($"{run.Path}: no intact checkpoint to resume from (checkpoints/step-*.safetensors); start the run again.");
             var s = ckpt.State;
             if (s.Task != _task.Name) throw new ConfigException($"{ckpt.Path}: a {s.Task} checkpoint, but the run's config is {_task.Name}.");
             if (s.BaseSha256 != _task.BaseHash) throw new ConfigException($"{ckpt.Path}: trained from base weights with SHA-256 {s.BaseSha256}, but the model the config names now has {_task.BaseHash}.");
@@ -230,8 +245,6 @@ public sealed class Trainer
         double trainSecondsBefore = ckpt?.State.TrainSeconds ?? 0;
         int bestEpoch = ckpt?.State.BestEpoch ?? 0;
         double? bestValue = ckpt?.State.BestValue;
-        if (startEpoch > t.Epochs && File.Exists(Path.Combine(run.BundleDir, "whetstone.json")))
-            throw new ConfigException($"{run.Path}: the run has finished (all {t.Epochs} epochs and its bundle are there); nothing to resume.");
 
         Optimizer? optimizer = null;
         Optimizer Rebuild()

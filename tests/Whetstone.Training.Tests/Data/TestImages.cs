@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.IO.Compression;
+using Whetstone.Tensors;
 
 namespace Whetstone.Training.Tests.Data;
 
@@ -76,6 +77,27 @@ internal static class TestImages
             for (int k = 0; k < 8; k++) crc = (crc & 1) != 0 ? (crc >> 1) ^ 0xEDB88320 : crc >> 1;
         }
         return ~crc;
+    }
+
+    /// <summary>class "h": horizontal stripes, class "v": vertical stripes; period and phase vary by image.</summary>
+    public static string Stripes(TempDir dir, string name, int perClass, int seed)
+    {
+        var rng = new Rng((ulong)seed);
+        foreach (var label in new[] { "h", "v" })
+            for (int i = 0; i < perClass; i++)
+            {
+                int h = 40, w = 56, period = 4 + (int)(rng.NextDouble() * 6), phase = (int)(rng.NextDouble() * 10);
+                var px = new byte[h * w * 3];
+                for (int y = 0; y < h; y++)
+                    for (int x = 0; x < w; x++)
+                    {
+                        int t = label == "h" ? y : x;
+                        byte v = (byte)(((t + phase) / period % 2 == 0 ? 200 : 40) + (int)(rng.NextDouble() * 30));
+                        px[(y * w + x) * 3] = px[(y * w + x) * 3 + 1] = px[(y * w + x) * 3 + 2] = v;
+                    }
+                WritePng(dir.File(name, label, $"{i:D2}.png"), h, w, 3, px);
+            }
+        return System.IO.Path.Combine(dir.Path, name);
     }
 
     /// <summary>Deterministic pixel values for an image.</summary>

@@ -15,22 +15,7 @@ public sealed class TextClassificationTests : IDisposable
     private readonly TempDir _dir = new();
     public void Dispose() => _dir.Dispose();
 
-    private string Sentences(string name, int n, int seed)
-    {
-        var rng = new Rng((ulong)seed);
-        string Pick(string[] a) => a[(int)(rng.NextDouble() * a.Length)];
-        var lines = new List<string>();
-        for (int i = 0; i < n; i++)
-        {
-            bool pos = i % 2 == 0;
-            var w = pos ? TinyVectors.Positive : TinyVectors.Negative;
-            var text = $"{Pick(["The", "the", "It"])} {Pick(TinyVectors.Neutral)} {Pick(["was", "is"])} {Pick(w)}, {Pick(["really", "so", "zebra"])} {Pick(w)}!";
-            lines.Add(new JsonObject { ["review"] = text, ["stars"] = pos ? 5 : 1 }.ToJsonString());
-        }
-        var p = _dir.File(name);
-        File.WriteAllLines(p, lines);
-        return p;
-    }
+    private string Sentences(string name, int n, int seed) => TextTestData.Sentences(_dir, name, n, seed);
 
     private TrainConfig Config(string encoder, params string[] sets)
     {

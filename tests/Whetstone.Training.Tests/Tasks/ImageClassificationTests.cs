@@ -7,7 +7,7 @@ using Whetstone.Training.Runs;
 using Whetstone.Training.Tests.Config;
 using Whetstone.Training.Tests.Data;
 
-namespace Whetstone.Training.Tests.Recipes;
+namespace Whetstone.Training.Tests.Tasks;
 
 /// <summary>
 /// The whole image workflow on a real pre-trained network (PaddleOCR's MobileNetV3 orientation classifier, ONNX,
@@ -26,26 +26,7 @@ public sealed class ImageClassificationTests : IDisposable
             Assert.Fail($"Asset ppocr_cls is not cached in {Assets.CacheDir}: run scripts/fetch-assets ppocr_cls (scripts/test does).");
     }
 
-    /// <summary>class "h": horizontal stripes, class "v": vertical stripes; period and phase vary by image.</summary>
-    private string MakeStripes(string name, int perClass, int seed)
-    {
-        var rng = new Rng((ulong)seed);
-        foreach (var label in new[] { "h", "v" })
-            for (int i = 0; i < perClass; i++)
-            {
-                int h = 40, w = 56, period = 4 + (int)(rng.NextDouble() * 6), phase = (int)(rng.NextDouble() * 10);
-                var px = new byte[h * w * 3];
-                for (int y = 0; y < h; y++)
-                    for (int x = 0; x < w; x++)
-                    {
-                        int t = label == "h" ? y : x;
-                        byte v = (byte)(((t + phase) / period % 2 == 0 ? 200 : 40) + (int)(rng.NextDouble() * 30));
-                        px[(y * w + x) * 3] = px[(y * w + x) * 3 + 1] = px[(y * w + x) * 3 + 2] = v;
-                    }
-                TestImages.WritePng(_dir.File(name, label, $"{i:D2}.png"), h, w, 3, px);
-            }
-        return Path.Combine(_dir.Path, name);
-    }
+    private string MakeStripes(string name, int perClass, int seed) => TestImages.Stripes(_dir, name, perClass, seed);
 
     private TrainConfig Config(string trainDir, string testDir) => new()
     {
