@@ -116,7 +116,7 @@ public abstract class ClassificationTask : ITrainingTask
         ArgumentNullException.ThrowIfNull(summary);
         var before = Before ?? throw new InvalidOperationException("Finish before Start.");
         var after = After = Score(validation: false);
-        LogResult(run, "after", after, summary.BestEpoch);
+        LogResult(run, "after", after, summary);
         var validation = HeldOutName == "validation" ? after : Score(validation: true);
         var decision = CalibratedDecision.Fit(validation, ThresholdRule.Parse(Config.Train.Threshold));
         var bundle = SaveBundle(run.BundleDir, before, after, decision);
@@ -125,11 +125,25 @@ public abstract class ClassificationTask : ITrainingTask
         return new TaskOutcome(bundle, HeldOutName, Metrics(before), Metrics(after), EvalJson.Text(after, before));
     }
 
-    private void LogResult(RunDirectory run, string when, EvalResult r, int? bestEpoch)
+    /// <summary>
+    /// Refuses <c>train.backbone_lr_scale</c> when it could change nothing: only the head trains, now and later.
+    /// Call at the end of the task's construction.
+    /// </summary>
+    protected void CheckBackboneLrScale(bool anythingBelowTheHeadTrains)
+    {
+        if (Config.Train.BackboneLrScale != 1 && !anythingBelowTheHeadTrains)
+            throw new ConfigException($"{Config.Source}: train.backbone_lr_scale has nothing to scale: only the head trains (unfreeze layers, or drop the key).");
+    }
+
+    private void LogResult(RunDirectory run, string when, EvalResult r, TrainingSummary? summary)
     {
         Log.WriteLine($"{when} fine-tuning: {HeldOutName} accuracy {r.Report.Accuracy:P1}, macro-F1 {r.Report.MacroF1:F3}, loss {r.Loss:F3}");
         var record = new JsonObject { ["event"] = when, ["split"] = HeldOutName };
-        if (bestEpoch is { } b) record["best_epoch"] = b;
+        if (summary is not null)
+        {
+            record["best_epoch"] = summary.BestEpoch;
+            record["select"] = summary.Select;
+        }
         record["accuracy"] = RunDirectory.Num(r.Report.Accuracy);
         record["macro_f1"] = RunDirectory.Num(r.Report.MacroF1);
         record["loss"] = RunDirectory.Num(r.Loss);

@@ -84,6 +84,9 @@ public sealed class ImageClassification : ClassificationTask
         ApplyBatchNormMode();
         foreach (var (name, _) in Model.NamedTrainableParameters()) _lrScale[name] = name.StartsWith("head", StringComparison.Ordinal) ? 1 : cfg.Train.BackboneLrScale;
         _loader = new DataLoader(TrainSet, Preprocess, cfg.Train.BatchSize, shuffle: true, augment: true, seed: cfg.Seed);
+        CheckBackboneLrScale(cfg.Unfreeze.Count > 0 || Model.Backbone.Parameters().Any(p => p.RequiresGrad));
+        if (cfg.Train.BnMomentum != new TrainSection().BnMomentum && !Model.NamedModules().Any(m => m.Module is BatchNorm2d { StatisticsFrozen: false }) && cfg.Unfreeze.Count == 0)
+            throw new ConfigException($"{cfg.Source}: train.bn_momentum has no batch norm to act on: no batch-norm statistics update in this run (they do with train.bn_statistics: update, or auto with model.scratch, in layers that train).");
         Trainer.Validate(this, cfg);
     }
 

@@ -76,6 +76,7 @@ public sealed class TextClassification : ClassificationTask
         log.WriteLine(Report.ToText());
         foreach (var s in TrainSet.Skipped.Take(3)) log.WriteLine($"  skipped {s}");
         _weights = cfg.Text.ClassWeights == "balanced" ? TrainSet.BalancedClassWeights() : [];
+        CheckBackboneLrScale(Model.NamedTrainableParameters().Any(p => !IsHead(p.Name)));
         Trainer.Validate(this, cfg);
     }
 
@@ -260,12 +261,10 @@ public sealed class TextClassification : ClassificationTask
     public override bool BeginEpoch(int epoch, TextWriter log) => false;
 
     /// <summary>The head learns at train.lr; everything under it at train.lr × train.backbone_lr_scale.</summary>
-    public override double LrScale(string name)
-    {
-        bool head = Net.WordModel is not null ? name.StartsWith("head", StringComparison.Ordinal)
-            : Net.Transformer!.HeadPaths.Any(h => name == h || name.StartsWith(h + ".", StringComparison.Ordinal));
-        return head ? 1 : _cfg.Train.BackboneLrScale;
-    }
+    public override double LrScale(string name) => IsHead(name) ? 1 : _cfg.Train.BackboneLrScale;
+
+    private bool IsHead(string name) => Net.WordModel is not null ? name.StartsWith("head", StringComparison.Ordinal)
+        : Net.Transformer!.HeadPaths.Any(h => name == h || name.StartsWith(h + ".", StringComparison.Ordinal));
 
     public override Tensor Loss(int[] indices, int epoch)
     {
