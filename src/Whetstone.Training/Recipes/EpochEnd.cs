@@ -79,7 +79,7 @@ internal sealed class EpochEnd(RunDirectory run, Module model, TextWriter log)
     /// <summary>Saves last (and best when it is); returns false when the callback stops training.</summary>
     public bool Finish(int epoch, EvalResult val, EpochCallback? onEpoch)
     {
-        Models.Checkpoints.SafeTensors.Save(LastPath, model.StateDict(), new Dictionary<string, string> { ["epoch"] = epoch.ToString(System.Globalization.CultureInfo.InvariantCulture) });
+        Models.Formats.SafeTensors.Save(LastPath, model.StateDict(), new Dictionary<string, string> { ["epoch"] = epoch.ToString(System.Globalization.CultureInfo.InvariantCulture) });
         if (val.Report.MacroF1 > BestScore)
         {
             BestScore = val.Report.MacroF1;
@@ -97,7 +97,7 @@ internal sealed class EpochEnd(RunDirectory run, Module model, TextWriter log)
     public void RestoreBest(int epochsRun)
     {
         if (BestEpoch == epochsRun) return;
-        model.LoadStateDict(Models.Checkpoints.SafeTensors.LoadAll(BestPath), strict: true);
+        model.LoadStateDict(Models.Formats.SafeTensors.LoadAll(BestPath), strict: true);
         log.WriteLine($"best validation macro-F1 {BestScore:F3} at epoch {BestEpoch}: using those weights");
     }
 }

@@ -4,11 +4,13 @@ using System.Text.Json;
 using Whetstone.Models.Bert;
 using Whetstone.Models.DistilBert;
 using Whetstone.Models.Roberta;
+using Whetstone.Models.Formats;
 using Whetstone.Models.Tokenizers;
+using Whetstone.Models.Transformers;
 using Whetstone.Nn;
 using Whetstone.Tensors;
 
-namespace Whetstone.Models.Checkpoints;
+namespace Whetstone.Models.Importers.Hf;
 
 /// <summary>One checkpoint tensor copied into the model.</summary>
 public sealed record HfKeyUse(string Key, string File, string ModulePath);

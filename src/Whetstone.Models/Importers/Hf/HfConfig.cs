@@ -1,7 +1,7 @@
 using System.Text.Json;
 using System.Text.RegularExpressions;
 
-namespace Whetstone.Models.Checkpoints;
+namespace Whetstone.Models.Importers.Hf;
 
 /// <summary>What is wrong with a Hugging Face model folder.</summary>
 public enum HfFault
