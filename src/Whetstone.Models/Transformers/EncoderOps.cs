@@ -19,6 +19,15 @@ internal static class EncoderOps
         return ctx.Permute(0, 2, 1, 3).Reshape(b, t, d);                                  // free: stored (B, T, H, Dh)
     }
 
+    /// <summary>Absolute position ids 0 … T-1 (BERT, DistilBERT); a sequence longer than the table is an error.</summary>
+    public static int[] AbsolutePositions(int t, int maxPositions)
+    {
+        if (t > maxPositions) throw new ArgumentException($"Sequence of {t} tokens exceeds max_position_embeddings = {maxPositions}.");
+        var positions = new int[t];
+        for (int i = 0; i < t; i++) positions[i] = i;
+        return positions;
+    }
+
     /// <summary>Runs the layers in order; each layer's activations are released unless something needs their gradient.</summary>
     public static Tensor RunLayers<T>(IEnumerable<T> layers, Tensor x, Func<T, Tensor, Tensor> forward)
     {
