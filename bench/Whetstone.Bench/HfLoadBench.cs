@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
-using Whetstone.Models.Checkpoints;
+using Whetstone.Models.Importers.Hf;
 
 namespace Whetstone.Bench;
 

@@ -185,12 +185,12 @@ internal static class Commands
         {
             Console.WriteLine("Image backbones (task: image-classification; cut at a layer, new head sized from the labels):");
             Console.WriteLine("  TF.js layers models   folder with model.json + shards, or nsfwjs' model.min.js; Keras layers:");
-            Console.WriteLine("                        " + string.Join(", ", Whetstone.Models.Graph.KerasLayers.Supported.Order(StringComparer.Ordinal)));
+            Console.WriteLine("                        " + string.Join(", ", Whetstone.Models.Importers.Tfjs.KerasLayers.Supported.Order(StringComparer.Ordinal)));
             Console.WriteLine("  ONNX graphs           .onnx file; operators:");
-            Console.WriteLine("                        " + string.Join(", ", Whetstone.Models.Graph.OnnxOps.Supported.Order(StringComparer.Ordinal)));
+            Console.WriteLine("                        " + string.Join(", ", Whetstone.Models.Importers.Onnx.OnnxOps.Supported.Order(StringComparer.Ordinal)));
             Console.WriteLine("Text encoders (task: text-classification):");
             Console.WriteLine("  Hugging Face folders  config.json + model.safetensors (sharded or not) + tokenizer files, or org/name in the HF hub cache;");
-            Console.WriteLine("                        model_type: " + string.Join(", ", Whetstone.Models.Checkpoints.HfModel.SupportedModelTypes));
+            Console.WriteLine("                        model_type: " + string.Join(", ", Whetstone.Models.Importers.Hf.HfModel.SupportedModelTypes));
             Console.WriteLine("  Word vectors          GloVe in wink's JSON layout (asset glove100), pooling or 1-D CNN encoder");
             Console.WriteLine("Pre-trained assets (whet assets fetch NAME):");
             foreach (var name in new[] { "mobilenet_v2", "inception_v3", "ppocr_cls", "glove100" })
@@ -228,7 +228,7 @@ internal static class Commands
         try { return body(); }
         catch (Exception e) when (e is ConfigException or DataException or BundleException or FileNotFoundException or DirectoryNotFoundException
                                       or NotSupportedException or InvalidOperationException or ArgumentException or KeyNotFoundException
-                                      or Models.Checkpoints.SafeTensorsFormatException or Models.Checkpoints.HfCheckpointException || e.GetType().Name.EndsWith("ImportException", StringComparison.Ordinal)
+                                      or Models.Formats.SafeTensorsFormatException or Models.Importers.Hf.HfCheckpointException || e.GetType().Name.EndsWith("ImportException", StringComparison.Ordinal)
                                       || e.GetType().Name.EndsWith("FormatException", StringComparison.Ordinal))
         {
             Console.Out.Flush();

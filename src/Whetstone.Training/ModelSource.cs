@@ -33,7 +33,7 @@ public static class ModelSource
     {
         var format = FormatOf(path);
         if (format == "onnx" && Directory.Exists(path)) path = Directory.GetFiles(path, "*.onnx")[0];
-        return format == "onnx" ? Models.Checkpoints.Onnx.OnnxModel.Load(path) : Models.Checkpoints.TfjsLayers.Load(path);
+        return format == "onnx" ? Models.Importers.Onnx.OnnxModel.Load(path) : Models.Importers.Tfjs.TfjsLayers.Load(path);
     }
 
     /// <summary>The files that make up the model at <paramref name="path"/> (what a bundle copies).</summary>

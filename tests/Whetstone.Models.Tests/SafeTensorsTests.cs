@@ -1,5 +1,5 @@
 using System.Text;
-using Whetstone.Models.Checkpoints;
+using Whetstone.Models.Formats;
 using Whetstone.Tensors;
 
 namespace Whetstone.Models.Tests;

@@ -1,4 +1,5 @@
-using Whetstone.Models.Checkpoints;
+using Whetstone.Models.Importers.Hf;
+using Whetstone.Models.Transformers;
 using Whetstone.Nn;
 using Whetstone.Nn.Layers;
 using Whetstone.Tensors;
@@ -69,9 +70,7 @@ public sealed class BertEmbeddings : Module
     /// <summary>ids (B, T) → (B, T, D).</summary>
     public Tensor Forward(int[] ids, int b, int t, int[]? tokenTypes = null)
     {
-        if (t > _position.Count) throw new ArgumentException($"Sequence of {t} tokens exceeds max_position_embeddings = {_position.Count}.");
-        var positions = new int[t];
-        for (int i = 0; i < t; i++) positions[i] = i;
+        var positions = EncoderOps.AbsolutePositions(t, _position.Count);
         var x = _word.Forward(ids, b, t) + _position.Forward(positions, 1, t);
         if (_tokenType is not null) x += _tokenType.Forward(tokenTypes ?? new int[b * t], b, t);
         return _dropout.Forward(_norm.Forward(x));
@@ -257,36 +256,24 @@ public sealed class BertForSequenceClassification : TextEncoderClassifier
     public override IReadOnlyList<string> HeadPaths => ["bert.pooler", "classifier"];
     public override string LoraTargets => "query|value";
     public override string LoraModulesToSave => "classifier";
+}
 
-    /// <summary>
-    /// Hugging Face checkpoint key → module path. <c>{base}</c> is the optional <c>bert.</c> prefix (BertModel and
-    /// sentence-transformers checkpoints have none), <c>{n}</c> a layer index, <c>{w}</c> weight or bias, <c>*</c> anything;
-    /// a null module path ignores the key. Covers BertModel, BertFor{SequenceClassification, PreTraining, MaskedLM}.
-    /// </summary>
-    internal static readonly HfKeyMap KeyMap = new("bert.",
-    [
-        ("{base}embeddings.word_embeddings.weight", "bert.embeddings.word_embeddings.weight"),
-        ("{base}embeddings.position_embeddings.weight", "bert.embeddings.position_embeddings.weight"),
-        ("{base}embeddings.token_type_embeddings.weight", "bert.embeddings.token_type_embeddings.weight"),
-        ("{base}embeddings.LayerNorm.{w}", "bert.embeddings.LayerNorm.{w}"),
-        ("{base}encoder.layer.{n}.attention.self.query.{w}", "bert.encoder.layer.{n}.attention.self.query.{w}"),
-        ("{base}encoder.layer.{n}.attention.self.key.{w}", "bert.encoder.layer.{n}.attention.self.key.{w}"),
-        ("{base}encoder.layer.{n}.attention.self.value.{w}", "bert.encoder.layer.{n}.attention.self.value.{w}"),
-        ("{base}encoder.layer.{n}.attention.output.dense.{w}", "bert.encoder.layer.{n}.attention.output.dense.{w}"),
-        ("{base}encoder.layer.{n}.attention.output.LayerNorm.{w}", "bert.encoder.layer.{n}.attention.output.LayerNorm.{w}"),
-        ("{base}encoder.layer.{n}.intermediate.dense.{w}", "bert.encoder.layer.{n}.intermediate.dense.{w}"),
-        ("{base}encoder.layer.{n}.output.dense.{w}", "bert.encoder.layer.{n}.output.dense.{w}"),
-        ("{base}encoder.layer.{n}.output.LayerNorm.{w}", "bert.encoder.layer.{n}.output.LayerNorm.{w}"),
-        ("{base}pooler.dense.{w}", "bert.pooler.dense.{w}"),
-        ("classifier.{w}", "classifier.{w}"),
-        ("{base}embeddings.position_ids", null),          // a buffer: positions are computed
-        ("{base}embeddings.token_type_ids", null),        // a buffer of zeros
-        ("cls.*", null),                                  // masked-LM / next-sentence pre-training heads
-    ]);
-
-    /// <summary>Modules a checkpoint may lack; they are initialised fresh (and reported) instead of failing the load.</summary>
-    internal static readonly string[] OptionalModules = ["bert.pooler.dense", "classifier"];
-
-    /// <summary>The module whose output size is the label count.</summary>
-    internal const string ClassifierOut = "classifier";
+/// <summary>
+/// BERT in the family registry. Checkpoint keys are the module paths (BertModel and sentence-transformers checkpoints
+/// without the <c>bert.</c> prefix); covers BertModel, BertFor{SequenceClassification, PreTraining, MaskedLM}.
+/// </summary>
+internal static class BertFamily
+{
+    public static readonly ModelFamily Definition = new(
+        ModelTypes: ["bert"],
+        Keys: new HfCheckpointKeys("bert.", Ignore:
+        [
+            "{base}embeddings.position_ids",              // a buffer: positions are computed
+            "{base}embeddings.token_type_ids",            // a buffer of zeros
+        ]),
+        SequenceClassification: new(
+            Create: (c, _, labels, rng) => new BertForSequenceClassification(BertConfig.FromHf(c), labels, rng),
+            LabelsModule: "classifier",
+            OptionalModules: ["bert.pooler.dense", "classifier"],
+            Ignore: ["cls.*"]));                          // masked-LM / next-sentence pre-training heads
 }

@@ -1,4 +1,5 @@
-using Whetstone.Models.Checkpoints;
+using Whetstone.Models.Importers.Hf;
+using Whetstone.Models.Transformers;
 using Whetstone.Nn;
 using Whetstone.Nn.Layers;
 using Whetstone.Tensors;
@@ -60,9 +61,7 @@ public sealed class DistilBertEmbeddings : Module
     /// <summary>ids (B, T) → (B, T, D).</summary>
     public Tensor Forward(int[] ids, int b, int t)
     {
-        if (t > _position.Count) throw new ArgumentException($"Sequence of {t} tokens exceeds max_position_embeddings = {_position.Count}.");
-        var positions = new int[t];
-        for (int i = 0; i < t; i++) positions[i] = i;
+        var positions = EncoderOps.AbsolutePositions(t, _position.Count);
         return _dropout.Forward(_norm.Forward(_word.Forward(ids, b, t) + _position.Forward(positions, 1, t)));
     }
 }
@@ -211,29 +210,17 @@ public sealed class DistilBertForSequenceClassification : TextEncoderClassifier
     public override IReadOnlyList<string> HeadPaths => ["pre_classifier", "classifier"];
     public override string LoraTargets => "q_lin|v_lin";
     public override string LoraModulesToSave => "pre_classifier|classifier";
+}
 
-    /// <summary>Hugging Face checkpoint key → module path (see <see cref="HfKeyMap"/>); null ignores the key.</summary>
-    internal static readonly HfKeyMap KeyMap = new("distilbert.",
-    [
-        ("{base}embeddings.word_embeddings.weight", "distilbert.embeddings.word_embeddings.weight"),
-        ("{base}embeddings.position_embeddings.weight", "distilbert.embeddings.position_embeddings.weight"),
-        ("{base}embeddings.LayerNorm.{w}", "distilbert.embeddings.LayerNorm.{w}"),
-        ("{base}transformer.layer.{n}.attention.q_lin.{w}", "distilbert.transformer.layer.{n}.attention.q_lin.{w}"),
-        ("{base}transformer.layer.{n}.attention.k_lin.{w}", "distilbert.transformer.layer.{n}.attention.k_lin.{w}"),
-        ("{base}transformer.layer.{n}.attention.v_lin.{w}", "distilbert.transformer.layer.{n}.attention.v_lin.{w}"),
-        ("{base}transformer.layer.{n}.attention.out_lin.{w}", "distilbert.transformer.layer.{n}.attention.out_lin.{w}"),
-        ("{base}transformer.layer.{n}.sa_layer_norm.{w}", "distilbert.transformer.layer.{n}.sa_layer_norm.{w}"),
-        ("{base}transformer.layer.{n}.ffn.lin1.{w}", "distilbert.transformer.layer.{n}.ffn.lin1.{w}"),
-        ("{base}transformer.layer.{n}.ffn.lin2.{w}", "distilbert.transformer.layer.{n}.ffn.lin2.{w}"),
-        ("{base}transformer.layer.{n}.output_layer_norm.{w}", "distilbert.transformer.layer.{n}.output_layer_norm.{w}"),
-        ("pre_classifier.{w}", "pre_classifier.{w}"),
-        ("classifier.{w}", "classifier.{w}"),
-        ("{base}embeddings.position_ids", null),
-        ("vocab_transform.*", null),                      // masked-LM head of DistilBertForMaskedLM
-        ("vocab_layer_norm.*", null),
-        ("vocab_projector.*", null),
-    ]);
-
-    internal static readonly string[] OptionalModules = ["pre_classifier", "classifier"];
-    internal const string ClassifierOut = "classifier";
+/// <summary>DistilBERT in the family registry; checkpoint keys are the module paths (optional <c>distilbert.</c> prefix).</summary>
+internal static class DistilBertFamily
+{
+    public static readonly ModelFamily Definition = new(
+        ModelTypes: ["distilbert"],
+        Keys: new HfCheckpointKeys("distilbert.", Ignore: ["{base}embeddings.position_ids"]),
+        SequenceClassification: new(
+            Create: (c, _, labels, rng) => new DistilBertForSequenceClassification(DistilBertConfig.FromHf(c), labels, rng),
+            LabelsModule: "classifier",
+            OptionalModules: ["pre_classifier", "classifier"],
+            Ignore: ["vocab_transform.*", "vocab_layer_norm.*", "vocab_projector.*"]));   // DistilBertForMaskedLM's head
 }

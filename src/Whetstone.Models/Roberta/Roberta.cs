@@ -1,5 +1,6 @@
 using Whetstone.Models.Bert;
-using Whetstone.Models.Checkpoints;
+using Whetstone.Models.Importers.Hf;
+using Whetstone.Models.Transformers;
 using Whetstone.Nn;
 using Whetstone.Nn.Layers;
 using Whetstone.Tensors;
@@ -126,30 +127,22 @@ public sealed class RobertaForSequenceClassification : TextEncoderClassifier
     public override IReadOnlyList<string> HeadPaths => ["classifier"];
     public override string LoraTargets => "query|value";
     public override string LoraModulesToSave => "classifier";
+}
 
-    /// <summary>Hugging Face checkpoint key → module path (see <see cref="HfKeyMap"/>); null ignores the key.</summary>
-    internal static readonly HfKeyMap KeyMap = new("roberta.",
-    [
-        ("{base}embeddings.word_embeddings.weight", "roberta.embeddings.word_embeddings.weight"),
-        ("{base}embeddings.position_embeddings.weight", "roberta.embeddings.position_embeddings.weight"),
-        ("{base}embeddings.token_type_embeddings.weight", "roberta.embeddings.token_type_embeddings.weight"),
-        ("{base}embeddings.LayerNorm.{w}", "roberta.embeddings.LayerNorm.{w}"),
-        ("{base}encoder.layer.{n}.attention.self.query.{w}", "roberta.encoder.layer.{n}.attention.self.query.{w}"),
-        ("{base}encoder.layer.{n}.attention.self.key.{w}", "roberta.encoder.layer.{n}.attention.self.key.{w}"),
-        ("{base}encoder.layer.{n}.attention.self.value.{w}", "roberta.encoder.layer.{n}.attention.self.value.{w}"),
-        ("{base}encoder.layer.{n}.attention.output.dense.{w}", "roberta.encoder.layer.{n}.attention.output.dense.{w}"),
-        ("{base}encoder.layer.{n}.attention.output.LayerNorm.{w}", "roberta.encoder.layer.{n}.attention.output.LayerNorm.{w}"),
-        ("{base}encoder.layer.{n}.intermediate.dense.{w}", "roberta.encoder.layer.{n}.intermediate.dense.{w}"),
-        ("{base}encoder.layer.{n}.output.dense.{w}", "roberta.encoder.layer.{n}.output.dense.{w}"),
-        ("{base}encoder.layer.{n}.output.LayerNorm.{w}", "roberta.encoder.layer.{n}.output.LayerNorm.{w}"),
-        ("classifier.dense.{w}", "classifier.dense.{w}"),
-        ("classifier.out_proj.{w}", "classifier.out_proj.{w}"),
-        ("{base}pooler.*", null),                         // RobertaModel's pooler: the classification head does not use it
-        ("{base}embeddings.position_ids", null),
-        ("{base}embeddings.token_type_ids", null),
-        ("lm_head.*", null),                              // masked-LM head
-    ]);
-
-    internal static readonly string[] OptionalModules = ["classifier.dense", "classifier.out_proj"];
-    internal const string ClassifierOut = "classifier.out_proj";
+/// <summary>RoBERTa and XLM-RoBERTa in the family registry; checkpoint keys are the module paths (optional <c>roberta.</c> prefix).</summary>
+internal static class RobertaFamily
+{
+    public static readonly ModelFamily Definition = new(
+        ModelTypes: ["roberta", "xlm-roberta"],
+        Keys: new HfCheckpointKeys("roberta.", Ignore:
+        [
+            "{base}pooler.*",                             // RobertaModel's pooler: the classification head does not use it
+            "{base}embeddings.position_ids",
+            "{base}embeddings.token_type_ids",
+        ]),
+        SequenceClassification: new(
+            Create: (c, type, labels, rng) => new RobertaForSequenceClassification(BertConfig.FromHf(c), labels, rng, type),
+            LabelsModule: "classifier.out_proj",
+            OptionalModules: ["classifier.dense", "classifier.out_proj"],
+            Ignore: ["lm_head.*"]));                      // masked-LM head
 }

@@ -1,7 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using Microsoft.ML.Tokenizers;
-using Whetstone.Models.Checkpoints;
+using Whetstone.Models.Importers.Hf;
 using Whetstone.Tensors;
 
 namespace Whetstone.Models.Tokenizers;

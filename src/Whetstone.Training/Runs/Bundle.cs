@@ -1,5 +1,5 @@
 using System.Text.Json.Nodes;
-using Whetstone.Models.Checkpoints;
+using Whetstone.Models.Formats;
 using Whetstone.Tensors;
 using Whetstone.Tensors.Autograd;
 using Whetstone.Tensors.Memory;

@@ -1,5 +1,6 @@
 using Whetstone.Models.Bert;
-using Whetstone.Models.Checkpoints;
+using Whetstone.Models.Formats;
+using Whetstone.Models.Importers.Hf;
 using Whetstone.Models.DistilBert;
 using Whetstone.Models.Roberta;
 using Whetstone.Models.Tests.Parity;

@@ -1,6 +1,6 @@
 using System.Text;
 using System.Text.Json;
-using Whetstone.Models.Checkpoints;
+using Whetstone.Models.Importers.Hf;
 using Whetstone.Models.Tokenizers;
 
 namespace Whetstone.Models.Tests.Hf;

@@ -1,4 +1,4 @@
-using Whetstone.Models.Checkpoints.Onnx;
+using Whetstone.Models.Importers.Onnx;
 
 namespace Whetstone.Models.Tests.Onnx;
 

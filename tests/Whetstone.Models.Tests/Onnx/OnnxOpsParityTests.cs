@@ -1,4 +1,4 @@
-using Whetstone.Models.Checkpoints.Onnx;
+using Whetstone.Models.Importers.Onnx;
 using Whetstone.Nn.Layers;
 using Whetstone.Tensors;
 using Whetstone.Tensors.Memory;

@@ -1,4 +1,4 @@
-using Whetstone.Models.Checkpoints.Onnx;
+using Whetstone.Models.Importers.Onnx;
 using Whetstone.Models.Graph;
 using Whetstone.Nn;
 using Whetstone.Nn.Layers;

@@ -1,4 +1,4 @@
-using Whetstone.Models.Checkpoints;
+using Whetstone.Models.Formats;
 using Whetstone.Tensors;
 
 namespace Whetstone.Models.Tests.Parity;

@@ -1,5 +1,5 @@
 using System.Text.Json.Nodes;
-using Whetstone.Models.Checkpoints;
+using Whetstone.Models.Importers.Tfjs;
 
 namespace Whetstone.Models.Tests.Tfjs;
 

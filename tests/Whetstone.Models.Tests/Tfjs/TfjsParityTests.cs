@@ -1,5 +1,6 @@
 using System.Diagnostics;
-using Whetstone.Models.Checkpoints;
+using Whetstone.Models.Formats;
+using Whetstone.Models.Importers.Tfjs;
 using Whetstone.Models.Graph;
 using Whetstone.Tensors;
 using Xunit.Abstractions;

@@ -1,6 +1,6 @@
 using System.Buffers.Binary;
 using System.Text.Json.Nodes;
-using Whetstone.Models.Checkpoints;
+using Whetstone.Models.Importers.Tfjs;
 using Whetstone.Models.Graph;
 using Whetstone.Nn.Layers;
 using Whetstone.Tensors;

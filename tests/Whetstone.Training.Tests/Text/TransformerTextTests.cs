@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
-using Whetstone.Models;
-using Whetstone.Models.Checkpoints;
+using Whetstone.Models.Formats;
+using Whetstone.Models.Importers.Hf;
+using Whetstone.Models.Transformers;
 using Whetstone.Nn.Lora;
 using Whetstone.Tensors;
 using Whetstone.Tensors.Autograd;

@@ -1,6 +1,6 @@
 using System.Text.Json.Nodes;
 using Whetstone.Models;
-using Whetstone.Models.Checkpoints;
+using Whetstone.Models.Formats;
 using Whetstone.Nn.Lora;
 using Whetstone.Tensors;
 using Whetstone.Training.Runs;

@@ -1,7 +1,9 @@
 using System.Text.Json.Nodes;
 using Whetstone.Models;
-using Whetstone.Models.Checkpoints;
+using Whetstone.Models.Formats;
+using Whetstone.Models.Importers.Hf;
 using Whetstone.Models.Text;
+using Whetstone.Models.Transformers;
 using Whetstone.Models.WordVectors;
 using Whetstone.Nn.Lora;
 using Whetstone.Tensors;

@@ -1,6 +1,7 @@
 using Whetstone.Models;
 using Whetstone.Models.Text;
 using Whetstone.Models.Tokenizers;
+using Whetstone.Models.Transformers;
 using Whetstone.Nn;
 using Whetstone.Tensors;
 

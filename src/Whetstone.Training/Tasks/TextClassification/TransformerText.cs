@@ -1,5 +1,5 @@
-using Whetstone.Models;
-using Whetstone.Models.Checkpoints;
+using Whetstone.Models.Importers.Hf;
+using Whetstone.Models.Transformers;
 using Whetstone.Nn;
 using Whetstone.Nn.Lora;
 using Whetstone.Tensors;

@@ -6,7 +6,7 @@ using Whetstone.Tensors;
 using Whetstone.Tensors.Memory;
 using AutogradGraph = Whetstone.Tensors.Autograd.Graph;
 
-namespace Whetstone.Models.Checkpoints.Onnx;
+namespace Whetstone.Models.Importers.Onnx;
 
 /// <summary>An ONNX file could not be imported; the message names the file and every problem found.</summary>
 public sealed class OnnxImportException : Exception

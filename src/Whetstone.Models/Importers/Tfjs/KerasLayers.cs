@@ -1,10 +1,11 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
+using Whetstone.Models.Graph;
 using Whetstone.Nn;
 using Whetstone.Nn.Layers;
 using Whetstone.Tensors;
 
-namespace Whetstone.Models.Graph;
+namespace Whetstone.Models.Importers.Tfjs;
 
 // Keras layers (as TF.js and Keras 2/3 serialise them) → engine modules in NCHW.
 // Layout rule: a tensor Keras sees as 4-D [N, H, W, C] is held as [N, C, H, W]; every other rank is held in Keras' own

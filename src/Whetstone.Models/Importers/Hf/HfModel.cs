@@ -1,14 +1,13 @@
 using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
-using Whetstone.Models.Bert;
-using Whetstone.Models.DistilBert;
-using Whetstone.Models.Roberta;
+using Whetstone.Models.Formats;
 using Whetstone.Models.Tokenizers;
+using Whetstone.Models.Transformers;
 using Whetstone.Nn;
 using Whetstone.Tensors;
 
-namespace Whetstone.Models.Checkpoints;
+namespace Whetstone.Models.Importers.Hf;
 
 /// <summary>One checkpoint tensor copied into the model.</summary>
 public sealed record HfKeyUse(string Key, string File, string ModulePath);
@@ -41,34 +40,16 @@ public sealed record HfLoadReport(
 }
 
 /// <summary>
-/// Loads Hugging Face encoder checkpoints (BERT incl. MiniLM/TinyBERT/sentence-transformers, DistilBERT, RoBERTa/XLM-R)
-/// from a model folder or the hub cache into a <see cref="TextEncoderClassifier"/>, exactly: every checkpoint key is
-/// used or explicitly ignored by the family's key map, every shape is checked, and tensors are converted straight from
-/// the memory-mapped safetensors file into parameter storage.
+/// Loads Hugging Face checkpoints of the families in <see cref="Families"/> (today the encoders: BERT incl.
+/// MiniLM/TinyBERT/sentence-transformers, DistilBERT, RoBERTa/XLM-R) from a model folder or the hub cache into a
+/// <see cref="TextEncoderClassifier"/>, exactly: every checkpoint key is used or explicitly ignored by the key map
+/// derived from the model's module tree and the family's <see cref="HfCheckpointKeys"/>, every shape is checked, and
+/// tensors are converted straight from the memory-mapped safetensors file into parameter storage.
 /// </summary>
 public static class HfModel
 {
-    private sealed record Family(string Name, HfKeyMap KeyMap, string[] OptionalModules, string ClassifierOut,
-        Func<HfConfig, int, Rng, TextEncoderClassifier> Create, Func<HfConfig, float> InitStd);
-
-    private static readonly Dictionary<string, Family> Families = BuildFamilies();
-
-    private static Dictionary<string, Family> BuildFamilies()
-    {
-        var bert = new Family("bert", BertForSequenceClassification.KeyMap, BertForSequenceClassification.OptionalModules,
-            BertForSequenceClassification.ClassifierOut,
-            (c, n, rng) => new BertForSequenceClassification(BertConfig.FromHf(c), n, rng), c => c.Float("initializer_range", 0.02f));
-        var distil = new Family("distilbert", DistilBertForSequenceClassification.KeyMap, DistilBertForSequenceClassification.OptionalModules,
-            DistilBertForSequenceClassification.ClassifierOut,
-            (c, n, rng) => new DistilBertForSequenceClassification(DistilBertConfig.FromHf(c), n, rng), c => c.Float("initializer_range", 0.02f));
-        Family Roberta(string type) => new(type, RobertaForSequenceClassification.KeyMap, RobertaForSequenceClassification.OptionalModules,
-            RobertaForSequenceClassification.ClassifierOut,
-            (c, n, rng) => new RobertaForSequenceClassification(BertConfig.FromHf(c), n, rng, type), c => c.Float("initializer_range", 0.02f));
-        return new(StringComparer.Ordinal) { ["bert"] = bert, ["distilbert"] = distil, ["roberta"] = Roberta("roberta"), ["xlm-roberta"] = Roberta("xlm-roberta") };
-    }
-
     /// <summary>The <c>model_type</c> values this loader reads.</summary>
-    public static IReadOnlyList<string> SupportedModelTypes => Families.Keys.Order(StringComparer.Ordinal).ToList();
+    public static IReadOnlyList<string> SupportedModelTypes => Families.ModelTypes;
 
     /// <summary>
     /// Loads a sequence classifier from a folder (config.json + model.safetensors, or shards with
@@ -87,13 +68,15 @@ public static class HfModel
         var config = HfConfig.Load(System.IO.Path.Combine(folder, "config.json"));
         var modelType = config.StringOrNull("model_type")
             ?? throw new HfCheckpointException(HfFault.UnknownModelType, config.Path, $"config.json has no model_type; supported: {string.Join(", ", SupportedModelTypes)}.", "model_type");
-        if (!Families.TryGetValue(modelType, out var family))
-            throw new HfCheckpointException(HfFault.UnknownModelType, config.Path, $"model_type '{modelType}' is not supported; supported: {string.Join(", ", SupportedModelTypes)}.", "model_type");
+        var family = Families.Find(modelType)
+            ?? throw new HfCheckpointException(HfFault.UnknownModelType, config.Path, $"model_type '{modelType}' is not supported; supported: {string.Join(", ", SupportedModelTypes)}.", "model_type");
+        var head = family.SequenceClassification
+            ?? throw new HfCheckpointException(HfFault.UnknownModelType, config.Path, $"model_type '{modelType}' has no sequence-classification head.", "model_type");
 
         var files = OpenWeights(folder);
         try
         {
-            var (model, report) = Build(family, config, folder, files, numLabels, seed);
+            var (model, report) = Build(modelType, family, head, config, folder, files, numLabels, seed);
             model.Tokenizer = HfTokenizer.TryLoad(folder, modelType);
             return (model, report with { LoadMilliseconds = sw.Elapsed.TotalMilliseconds });
         }
@@ -103,33 +86,37 @@ public static class HfModel
         }
     }
 
-    private static (TextEncoderClassifier, HfLoadReport) Build(Family family, HfConfig config, string folder,
-        List<(SafeTensorsFile File, IReadOnlyList<string> Keys)> files, int? requestedLabels, int seed)
+    private static (TextEncoderClassifier, HfLoadReport) Build(string modelType, ModelFamily family, SequenceClassificationHead head,
+        HfConfig config, string folder, List<(SafeTensorsFile File, IReadOnlyList<string> Keys)> files, int? requestedLabels, int seed)
     {
-        // 1. map every checkpoint key (used / ignored / unknown)
-        var mapped = new List<(SafeTensorsFile File, string Key, string Target)>();
-        var ignored = new List<string>();
-        foreach (var (file, keys) in files)
-            foreach (var key in keys)
-            {
-                if (!family.KeyMap.TryMap(key, out var target))
-                    throw new HfCheckpointException(HfFault.UnexpectedKey, file.Path,
-                        $"the {family.Name} key map neither uses nor ignores this tensor (is model_type right?). Known patterns: {string.Join(", ", family.KeyMap.Patterns.Take(8))}, …", key);
-                if (target is null) ignored.Add(key);
-                else mapped.Add((file, key, target));
-            }
-
-        // 2. the label count: asked for, else the checkpoint head's, else the config's, else 2
-        var headWeight = family.ClassifierOut + ".weight";
-        var ckptHead = mapped.FirstOrDefault(m => m.Target == headWeight);
+        // 1. the label count: asked for, else the checkpoint head's, else the config's, else 2
+        var names = family.Keys.WithIgnored(head.Ignore);
+        var headWeight = head.LabelsModule + ".weight";
+        var headKeys = HfKeyMap.Derive([headWeight], names);          // which checkpoint key fills the head, before the model exists
+        var ckptHead = files.SelectMany(f => f.Keys.Select(k => (f.File, Key: k)))
+            .FirstOrDefault(k => headKeys.TryMap(k.Key, out var t) && t == headWeight);
         int? ckptLabels = ckptHead.File is null ? null : ckptHead.File.Info(ckptHead.Key).Shape[0];
         var labels = config.Labels();
         int numLabels = requestedLabels ?? ckptLabels ?? config.LabelCount() ?? 2;
         if (labels is not null && labels.Count != numLabels) labels = null;
 
         TextEncoderClassifier model;
-        using (ModelInit.SkipWeightInit()) model = family.Create(config, numLabels, new Rng((ulong)seed));
+        using (ModelInit.SkipWeightInit()) model = head.Create(config, modelType, numLabels, new Rng((ulong)seed));
         var tensors = model.StateDict();
+
+        // 2. map every checkpoint key (used / ignored / unknown) by the key map derived from the module tree
+        var keyMap = HfKeyMap.Derive(tensors.Keys, names);
+        var mapped = new List<(SafeTensorsFile File, string Key, string Target)>();
+        var ignored = new List<string>();
+        foreach (var (file, keys) in files)
+            foreach (var key in keys)
+            {
+                if (!keyMap.TryMap(key, out var target))
+                    throw new HfCheckpointException(HfFault.UnexpectedKey, file.Path,
+                        $"the {modelType} key map neither uses nor ignores this tensor (is model_type right?). Known patterns: {string.Join(", ", keyMap.Patterns.Take(8))}, …", key);
+                if (target is null) ignored.Add(key);
+                else mapped.Add((file, key, target));
+            }
 
         // 3. check every mapped key against the model: exists, filled once, right shape
         var notes = new List<string>();
@@ -139,13 +126,13 @@ public static class HfModel
         foreach (var (file, key, target) in mapped)
         {
             if (!tensors.TryGetValue(target, out var t))
-                throw new HfCheckpointException(HfFault.UnexpectedKey, file.Path, $"maps to '{target}', which this {family.Name} model does not have.", key);
+                throw new HfCheckpointException(HfFault.UnexpectedKey, file.Path, $"maps to '{target}', which this {modelType} model does not have.", key);
             if (filled.TryGetValue(target, out var other))
                 throw new HfCheckpointException(HfFault.DuplicateKey, file.Path, $"fills '{target}', which '{other}' already filled.", key);
             var info = file.Info(key);
             if (!info.Shape.AsSpan().SequenceEqual(t.Shape))
             {
-                if (IsUnder(target, family.ClassifierOut) && ckptLabels != numLabels)
+                if (IsUnder(target, head.LabelsModule) && ckptLabels != numLabels)
                 {
                     ignored.Add(key);
                     continue;
@@ -158,7 +145,7 @@ public static class HfModel
             used.Add(new HfKeyUse(key, System.IO.Path.GetFileName(file.Path), target));
         }
         if (ckptLabels is not null && ckptLabels != numLabels)
-            notes.Add($"the checkpoint's classifier has {ckptLabels} labels, {numLabels} were asked for: '{family.ClassifierOut}' is new.");
+            notes.Add($"the checkpoint's classifier has {ckptLabels} labels, {numLabels} were asked for: '{head.LabelsModule}' is new.");
 
         // 4. every model tensor must be filled, unless it belongs to an optional (head) module
         var fresh = new List<string>();
@@ -166,7 +153,7 @@ public static class HfModel
         foreach (var (name, _) in tensors)
         {
             if (filled.ContainsKey(name)) continue;
-            var owner = family.OptionalModules.FirstOrDefault(m => IsUnder(name, m));
+            var owner = head.OptionalModules.FirstOrDefault(m => IsUnder(name, m));
             if (owner is null) missing.Add(name);
             else if (!fresh.Contains(owner)) fresh.Add(owner);
         }
@@ -184,12 +171,12 @@ public static class HfModel
 
         // 6. fresh modules as transformers initialises them
         var rng = new Rng((ulong)seed * 7919 + 17);
-        float std = family.InitStd(config);
+        float std = family.Std(config);
         foreach (var m in fresh) ModelInit.HfInit(model.GetModule(m), rng, std);
         if (fresh.Count > 0) notes.Add($"{string.Join(", ", fresh)} initialised fresh (N(0, {std})): fine-tune before predicting.");
         model.Eval();
 
-        var report = new HfLoadReport(family.Name, folder, files.Select(f => f.File.Path).ToList(), numLabels, labels,
+        var report = new HfLoadReport(modelType, folder, files.Select(f => f.File.Path).ToList(), numLabels, labels,
             used, ignored, fresh, notes, 0);
         return (model, report);
     }
@@ -207,7 +194,7 @@ public static class HfModel
         {
             if (File.Exists(single))
             {
-                var f = SafeTensorsFile.Open(Real(single));
+                var f = SafeTensorsFile.Open(HfHubCache.RealPath(single));
                 result.Add((f, f.Names));
                 return result;
             }
@@ -222,7 +209,7 @@ public static class HfModel
             {
                 var path = System.IO.Path.Combine(folder, name);
                 if (!File.Exists(path)) throw new HfCheckpointException(HfFault.MissingFile, path, $"shard named by {System.IO.Path.GetFileName(index)} is missing.");
-                var f = SafeTensorsFile.Open(Real(path));
+                var f = SafeTensorsFile.Open(HfHubCache.RealPath(path));
                 result.Add((f, f.Names));
                 foreach (var k in keys)
                     if (!f.Contains(k)) throw new HfCheckpointException(HfFault.MissingKey, path, "the index places this tensor in this shard, which lacks it.", k);
@@ -237,9 +224,6 @@ public static class HfModel
             throw;
         }
     }
-
-    /// <summary>The file a hub-cache snapshot link points to (snapshots link into blobs/), so sizes and maps are the blob's.</summary>
-    private static string Real(string path) => File.ResolveLinkTarget(path, returnFinalTarget: true)?.FullName ?? path;
 
     private static SortedDictionary<string, HashSet<string>> ReadIndex(string path)
     {
@@ -262,32 +246,6 @@ public static class HfModel
         return byFile;
     }
 
-    /// <summary>
-    /// A folder path as is; otherwise a hub name <c>org/name</c> (or <c>name</c>) looked up in the hub cache:
-    /// <c>models--org--name/snapshots/&lt;rev&gt;</c>, the revision from <c>refs/main</c> when present, else the newest snapshot.
-    /// </summary>
-    internal static string ResolveFolder(string pathOrName, Func<string, string?> env)
-    {
-        if (Directory.Exists(pathOrName)) return System.IO.Path.GetFullPath(pathOrName);
-        string hub = env("HF_HUB_CACHE") is { Length: > 0 } h ? h
-            : System.IO.Path.Combine(env("HF_HOME") is { Length: > 0 } home ? home
-                : System.IO.Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "huggingface"), "hub");
-        var repo = System.IO.Path.Combine(hub, "models--" + pathOrName.Replace("/", "--", StringComparison.Ordinal));
-        var snapshots = System.IO.Path.Combine(repo, "snapshots");
-        if (Directory.Exists(snapshots))
-        {
-            var refMain = System.IO.Path.Combine(repo, "refs", "main");
-            if (File.Exists(refMain))
-            {
-                var rev = System.IO.Path.Combine(snapshots, File.ReadAllText(refMain).Trim());
-                if (Directory.Exists(rev)) return rev;
-            }
-            var newest = new DirectoryInfo(snapshots).GetDirectories()
-                .Where(d => File.Exists(System.IO.Path.Combine(d.FullName, "config.json")))
-                .OrderByDescending(d => d.LastWriteTimeUtc).FirstOrDefault();
-            if (newest is not null) return newest.FullName;
-        }
-        throw new HfCheckpointException(HfFault.ModelNotFound, pathOrName,
-            $"not a folder, and not in the Hugging Face cache (looked for {snapshots}; set HF_HUB_CACHE or HF_HOME, or download the model folder).");
-    }
+    /// <summary>A folder path as is, else a hub name looked up in the local hub cache (<see cref="HfHubCache.Resolve"/>).</summary>
+    internal static string ResolveFolder(string pathOrName, Func<string, string?> env) => HfHubCache.Resolve(pathOrName, env);
 }

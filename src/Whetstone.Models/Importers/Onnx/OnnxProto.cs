@@ -1,7 +1,7 @@
 using System.Runtime.InteropServices;
 using Google.Protobuf;
 
-namespace Whetstone.Models.Checkpoints.Onnx;
+namespace Whetstone.Models.Importers.Onnx;
 
 // The parts of onnx.proto the importer reads, as plain classes filled by hand-written readers over the wire format
 // (field numbers from the official onnx.proto). Unknown fields are skipped; a message that appears twice is merged

@@ -1,10 +1,10 @@
-using Whetstone.Models.Checkpoints.Onnx;
+using Whetstone.Models.Graph;
 using Whetstone.Nn;
 using Whetstone.Nn.Layers;
 using Whetstone.Tensors;
 using AutogradGraph = Whetstone.Tensors.Autograd.Graph;
 
-namespace Whetstone.Models.Graph;
+namespace Whetstone.Models.Importers.Onnx;
 
 /// <summary>
 /// An ONNX operator without trainable parameters, as one graph layer: a function of its operands in ONNX order.

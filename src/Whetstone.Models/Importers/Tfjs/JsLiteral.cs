@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json.Nodes;
 
-namespace Whetstone.Models.Checkpoints;
+namespace Whetstone.Models.Importers.Tfjs;
 
 /// <summary>A JavaScript value literal could not be read; the message gives the line, column and offset.</summary>
 public sealed class JsLiteralException(string message, int offset) : FormatException(message)

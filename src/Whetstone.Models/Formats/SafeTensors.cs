@@ -3,7 +3,7 @@ using System.Text;
 using System.Text.Json;
 using Whetstone.Tensors;
 
-namespace Whetstone.Models.Checkpoints;
+namespace Whetstone.Models.Formats;
 
 /// <summary>What is wrong with a safetensors file.</summary>
 public enum SafeTensorsFault

@@ -5,7 +5,7 @@ using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using Whetstone.Models.Graph;
 
-namespace Whetstone.Models.Checkpoints;
+namespace Whetstone.Models.Importers.Tfjs;
 
 /// <summary>A TF.js model could not be read: the message names the file and what is wrong.</summary>
 public sealed class TfjsModelException(string path, string message, Exception? inner = null) : Exception($"{path}: {message}", inner)

@@ -1,7 +1,6 @@
 using System.Text.Json;
-using System.Text.RegularExpressions;
 
-namespace Whetstone.Models.Checkpoints;
+namespace Whetstone.Models.Importers.Hf;
 
 /// <summary>What is wrong with a Hugging Face model folder.</summary>
 public enum HfFault
@@ -113,45 +112,4 @@ internal sealed class HfConfig
 
     /// <summary>The label count the config declares (<c>id2label</c> size, else <c>num_labels</c>), or null.</summary>
     public int? LabelCount() => Labels()?.Count ?? (Has("num_labels") ? Int("num_labels", 2) : null);
-}
-
-/// <summary>
-/// A checkpoint key map as data: Hugging Face key pattern → module path (null = ignored). In patterns, <c>{base}</c> is
-/// the family's optional base-model prefix, <c>{n}</c> a layer index, <c>{w}</c> <c>weight</c> or <c>bias</c>, <c>*</c>
-/// any rest; the captured {n}/{w} are substituted into the module path in order. The first matching rule wins.
-/// </summary>
-internal sealed class HfKeyMap
-{
-    private readonly List<(Regex Pattern, string Source, string? Target)> _rules = [];
-
-    public HfKeyMap(string basePrefix, IEnumerable<(string Checkpoint, string? Module)> rules)
-    {
-        foreach (var (ckpt, module) in rules)
-        {
-            var rx = "^" + Regex.Escape(ckpt)
-                .Replace(@"\{base}", "(?:" + Regex.Escape(basePrefix) + ")?", StringComparison.Ordinal)
-                .Replace(@"\{n}", @"(\d+)", StringComparison.Ordinal)
-                .Replace(@"\{w}", "(weight|bias)", StringComparison.Ordinal)
-                .Replace(@"\*", ".*", StringComparison.Ordinal) + "$";
-            _rules.Add((new Regex(rx, RegexOptions.CultureInvariant), ckpt, module));
-        }
-    }
-
-    /// <summary>False when no rule matches; otherwise <paramref name="target"/> is the module path or null (ignored).</summary>
-    public bool TryMap(string key, out string? target)
-    {
-        foreach (var (rx, _, module) in _rules)
-        {
-            var m = rx.Match(key);
-            if (!m.Success) continue;
-            if (module is null) { target = null; return true; }
-            int g = 1;
-            target = Regex.Replace(module, @"\{n\}|\{w\}", _ => m.Groups[g++].Value);
-            return true;
-        }
-        target = null;
-        return false;
-    }
-
-    public IEnumerable<string> Patterns => _rules.Select(r => r.Source);
 }

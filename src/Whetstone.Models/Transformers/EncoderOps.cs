@@ -1,0 +1,41 @@
+using Whetstone.Tensors;
+using Whetstone.Tensors.Memory;
+
+namespace Whetstone.Models.Transformers;
+
+/// <summary>Pieces every encoder family runs the same way.</summary>
+internal static class EncoderOps
+{
+    /// <summary>
+    /// Multi-head scaled dot-product attention of projected q, k, v (B, T, D) with a padding mask (B, T) of 1/0 → the
+    /// merged heads (B, T, D). Attention dropout <paramref name="dropout"/> applies only while training.
+    /// </summary>
+    public static Tensor SelfAttention(Tensor q, Tensor k, Tensor v, int heads, Tensor? mask, float dropout, Rng rng)
+    {
+        int b = q.Dim(0), t = q.Dim(1), d = q.Dim(2), dh = d / heads;
+        Tensor Split(Tensor y) => y.Reshape(b, t, heads, dh).Permute(0, 2, 1, 3);        // (B, H, T, Dh)
+        var ctx = Tensor.ScaledDotProductAttention(Split(q), Split(k), Split(v), causal: false, mask,
+            dropout: dropout, rng: dropout > 0 ? rng : null);
+        return ctx.Permute(0, 2, 1, 3).Reshape(b, t, d);                                  // free: stored (B, T, H, Dh)
+    }
+
+    /// <summary>Absolute position ids 0 … T-1 (BERT, DistilBERT); a sequence longer than the table is an error.</summary>
+    public static int[] AbsolutePositions(int t, int maxPositions)
+    {
+        if (t > maxPositions) throw new ArgumentException($"Sequence of {t} tokens exceeds max_position_embeddings = {maxPositions}.");
+        var positions = new int[t];
+        for (int i = 0; i < t; i++) positions[i] = i;
+        return positions;
+    }
+
+    /// <summary>Runs the layers in order; each layer's activations are released unless something needs their gradient.</summary>
+    public static Tensor RunLayers<T>(IEnumerable<T> layers, Tensor x, Func<T, Tensor, Tensor> forward)
+    {
+        foreach (var layer in layers)
+        {
+            var input = x;
+            x = TensorScope.Release(() => forward(layer, input));   // frozen layers keep no activations
+        }
+        return x;
+    }
+}
