@@ -4,7 +4,7 @@ using System.Reflection;
 using Module = Whetstone.Nn.Module;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using Whetstone.Models.Checkpoints;
+using Whetstone.Models.Formats;
 using Whetstone.Nn;
 using Whetstone.Nn.Layers;
 using Whetstone.Nn.Optimizers;

@@ -1,6 +1,6 @@
 using System.Text.Json.Nodes;
 using Whetstone.Models;
-using Whetstone.Models.Checkpoints;
+using Whetstone.Models.Formats;
 using Whetstone.Tensors;
 using Whetstone.Tensors.Autograd;
 using Whetstone.Tensors.Memory;
