@@ -55,7 +55,7 @@ internal static class HfLoadBench
     }
 
     /// <summary>Writes config.json + model.safetensors with bert-base shapes and small random values (streamed, never whole in memory).</summary>
-    private static void Generate(string dir)
+    internal static void Generate(string dir)
     {
         var path = Path.Combine(dir, "model.safetensors");
         if (File.Exists(path) && File.Exists(Path.Combine(dir, "config.json"))) return;

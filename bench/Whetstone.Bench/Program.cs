@@ -10,6 +10,7 @@ internal static class Program
             a => { EncoderStepBench.Run(a[1..]); return 0; }),
         ["load-bert"] = ("HfModel.Load of a random bert-base-shaped safetensors checkpoint (110M params, /tmp) [--reps N] [--dir PATH]", HfLoadBench.Run),
         ["tokenize"] = ("Tokenization throughput: WordPiece (bert_vocab) and byte-level BPE (gpt2_bpe) over the sentiment sentences [--threads 1,2] [--repeat N]", TokenizeBench.Run),
+        ["checkpoint"] = ("Resume checkpoints: bert-base + AdamW write/verify-read vs its own load, and the quickstart top-blocks run's per-epoch share [bert-base|epoch|all] [--reps N] [--epochs N]", CheckpointBench.Run),
         ["gemm-parts"] = ("GEMM pieces alone: micro-kernel GFLOP/s on cached panels, packing rates [--kernel 14x32] [--mc N --kc N]", GemmBench.Parts),
     };
 

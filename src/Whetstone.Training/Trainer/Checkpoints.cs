@@ -1,5 +1,5 @@
 using System.Runtime.InteropServices;
-using System.Security.Cryptography;
+using System.IO.Hashing;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Whetstone.Models.Formats;
@@ -53,8 +53,8 @@ public sealed record LoadedCheckpoint(string Path, ResumeState State, Dictionary
 
 /// <summary>
 /// The run's resume checkpoints, <c>checkpoints/step-NNNNNNNN.safetensors</c>: model tensors under <c>model/NAME</c>,
-/// optimiser buffers under <c>optim/KEY</c>, the <see cref="ResumeState"/> as JSON in the metadata with a SHA-256 of
-/// the tensor bytes. Writing is atomic (temporary file, fsync, rename) and happens on a background thread from a
+/// optimiser buffers under <c>optim/KEY</c>, the <see cref="ResumeState"/> as JSON in the metadata with an XXH3-64
+/// checksum of the tensor bytes (damage, not tampering, is what it guards against; it hashes at memory speed). Writing is atomic (temporary file, fsync, rename) and happens on a background thread from a
 /// snapshot taken between steps (the snapshot's buffers are reused, so a checkpoint costs a memory copy on the training
 /// thread); the newest two are kept. Reading verifies the header, the hash and the state, and falls back to the
 /// previous checkpoint when the newest is truncated or damaged.
@@ -114,22 +114,30 @@ public sealed class CheckpointStore : IDisposable
 
     private void Write(string path, ResumeState state, List<(string Name, int[] Shape, float[] Data)> snapshot)
     {
-        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        foreach (var (_, _, data) in snapshot) sha.AppendData(MemoryMarshal.AsBytes(data.AsSpan()));
-        var meta = new Dictionary<string, string>
+        // the header holds the checksum of the data after it: written first with a placeholder of the same length,
+        // the data hashed as it is written, the header written again over the placeholder
+        Dictionary<string, string> Meta(ulong checksum) => new()
         {
             ["format"] = ResumeState.FormatName,
             ["state"] = JsonSerializer.Serialize(state, ResumeState.Json),
-            ["sha256"] = Convert.ToHexStringLower(sha.GetHashAndReset()),
+            ["xxh3"] = checksum.ToString("x16", System.Globalization.CultureInfo.InvariantCulture),
         };
-        using var header = SafeTensors.Header(snapshot.Select(s => (s.Name, s.Shape, DType.F32)), meta);
+        var items = snapshot.Select(s => (s.Name, s.Shape, DType.F32)).ToList();
         var tmp = Path.Combine(_dir, $".{Path.GetFileName(path)}.{Environment.ProcessId}.tmp");
         try
         {
             using (var fs = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20))
             {
-                header.CopyTo(fs);
-                foreach (var (_, _, data) in snapshot) fs.Write(MemoryMarshal.AsBytes(data.AsSpan()));
+                using (var placeholder = SafeTensors.Header(items, Meta(0))) placeholder.CopyTo(fs);
+                var hash = new XxHash3();
+                foreach (var (_, _, data) in snapshot)
+                {
+                    var bytes = MemoryMarshal.AsBytes(data.AsSpan());
+                    hash.Append(bytes);
+                    fs.Write(bytes);
+                }
+                fs.Position = 0;
+                using (var header = SafeTensors.Header(items, Meta(hash.GetCurrentHashAsUInt64()))) header.CopyTo(fs);
                 fs.Flush(flushToDisk: true);
             }
             File.Move(tmp, path, overwrite: true);
@@ -167,12 +175,12 @@ public sealed class CheckpointStore : IDisposable
             using var f = SafeTensorsFile.Open(path);
             if (!f.Metadata.TryGetValue("format", out var format) || format != ResumeState.FormatName)
                 throw new CheckpointException(path, $"not a Whetstone checkpoint (format '{format}', expected {ResumeState.FormatName})");
-            if (!f.Metadata.TryGetValue("state", out var json) || !f.Metadata.TryGetValue("sha256", out var expected))
-                throw new CheckpointException(path, "the state or its hash is missing from the metadata");
-            using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-            foreach (var name in f.Names.Order(StringComparer.Ordinal)) sha.AppendData(f.RawBytes(name));
-            var actual = Convert.ToHexStringLower(sha.GetHashAndReset());
-            if (actual != expected) throw new CheckpointException(path, $"its tensor data does not match its SHA-256 (damaged: {actual[..12]}… ≠ {expected[..12]}…)");
+            if (!f.Metadata.TryGetValue("state", out var json) || !f.Metadata.TryGetValue("xxh3", out var expected))
+                throw new CheckpointException(path, "the state or its checksum is missing from the metadata");
+            var hash = new XxHash3();
+            foreach (var name in f.Names) hash.Append(f.RawBytes(name));        // file order: the order it was written and hashed in
+            var actual = hash.GetCurrentHashAsUInt64().ToString("x16", System.Globalization.CultureInfo.InvariantCulture);
+            if (actual != expected) throw new CheckpointException(path, $"its tensor data does not match its XXH3 checksum (damaged: {actual} ≠ {expected})");
             var state = JsonSerializer.Deserialize<ResumeState>(json, ResumeState.Json) ?? throw new CheckpointException(path, "empty state");
             var model = new Dictionary<string, Tensor>(StringComparer.Ordinal);
             var optim = new Dictionary<string, Tensor>(StringComparer.Ordinal);

@@ -87,6 +87,12 @@ public sealed class Trainer
 
     public TrainerHooks Hooks { get; init; } = new();
 
+    /// <summary>Seconds the training thread spent on checkpoints (snapshot copies, waiting for the previous write) in the last <see cref="Run"/>.</summary>
+    public double CheckpointSeconds { get; private set; }
+
+    /// <summary>Checkpoints written by the last <see cref="Run"/>.</summary>
+    public int CheckpointCount { get; private set; }
+
     /// <summary>When set, the run stops cleanly after the step during which it was requested (checkpoint written).</summary>
     public StopSignal? Stop { get; init; }
 
@@ -189,6 +195,8 @@ public sealed class Trainer
         var cfg = _cfg;
         var t = cfg.Train;
         if (t.Threads > 0) Par.Threads = t.Threads;
+        CheckpointSeconds = 0;
+        CheckpointCount = 0;
         var model = _task.Model;
         using var run = resume is null ? RunDirectory.Create(Path.GetFullPath(cfg.Runs), cfg.Name) : RunDirectory.Open(resume);
         using var store = new CheckpointStore(run.CheckpointDir);
@@ -268,6 +276,12 @@ public sealed class Trainer
         string? lastCheckpoint = ckpt?.Path;
 
         string Checkpoint(int epoch, int batch, double lossSum, long seen, double epochSecondsSoFar)
+        {
+            long t0 = Stopwatch.GetTimestamp();
+            try { return WriteCheckpoint(epoch, batch, lossSum, seen, epochSecondsSoFar); }
+            finally { CheckpointSeconds += Stopwatch.GetElapsedTime(t0).TotalSeconds; CheckpointCount++; }
+        }
+        string WriteCheckpoint(int epoch, int batch, double lossSum, long seen, double epochSecondsSoFar)
         {
             run.Log(new JsonObject { ["event"] = "checkpoint", ["epoch"] = epoch, ["batch"] = batch, ["step"] = optimizer!.StepCount });
             var opt = optimizer.StateDict();
@@ -366,7 +380,9 @@ public sealed class Trainer
             Checkpoint(epoch + 1, 0, 0, 0, 0);
             if (Stop?.IsRequested == true && epoch < t.Epochs) { interrupted = true; break; }
         }
+        long flushStart = Stopwatch.GetTimestamp();
         store.Flush();
+        CheckpointSeconds += Stopwatch.GetElapsedTime(flushStart).TotalSeconds;
         trainClock.Stop();
         double trainSeconds = trainSecondsBefore + trainClock.Elapsed.TotalSeconds;
 
