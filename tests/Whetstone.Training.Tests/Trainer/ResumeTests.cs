@@ -14,6 +14,7 @@ namespace Whetstone.Training.Tests.Trainer;
 /// dropout (generator state), augmentation and shuffling (seeded per epoch), gradient accumulation with checkpoints
 /// between steps that fall inside an epoch, AdamW moments, a cosine schedule.
 /// </summary>
+[Collection(SerialCollection.Name)]
 public sealed class ResumeTests : IDisposable
 {
     private readonly TempDir _dir = new();

@@ -22,6 +22,7 @@ public sealed class TrainKeyFixture : IDisposable
 /// change in what it writes (metrics.jsonl without wall-clock fields, the bundle's decision), or be refused. A key added
 /// to <see cref="TrainSection"/> without a row here fails <see cref="Every_train_key_has_a_case"/>.
 /// </summary>
+[Collection(SerialCollection.Name)]
 public sealed class TrainKeyTests(TrainKeyFixture fixture) : IClassFixture<TrainKeyFixture>
 {
     private TempDir Dir => fixture.Dir;
