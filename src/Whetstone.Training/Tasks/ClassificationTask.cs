@@ -126,6 +126,18 @@ public abstract class ClassificationTask : ITrainingTask
     }
 
     /// <summary>
+    /// Puts a bundle's decisions into its whetstone.json: the temperature fitted on validation and, for two classes, the
+    /// threshold on the scaled probability of <paramref name="labels"/>[1] (what <c>whet predict</c> applies).
+    /// </summary>
+    internal static void AddDecision(JsonObject info, CalibratedDecision? decision, IReadOnlyList<string> labels)
+    {
+        ArgumentNullException.ThrowIfNull(info);
+        if (decision?.Temperature is { } temperature) info["temperature"] = temperature.Temperature;
+        if (decision?.Threshold is { } threshold)
+            info["threshold"] = new JsonObject { ["value"] = threshold.Threshold, ["rule"] = threshold.Rule.ToString(), ["positive"] = labels[1] };
+    }
+
+    /// <summary>
     /// Refuses <c>train.backbone_lr_scale</c> when it could change nothing: only the head trains, now and later.
     /// Call at the end of the task's construction.
     /// </summary>

@@ -109,10 +109,7 @@ public static class TextBundle
             ["metrics"] = new JsonObject { ["split"] = evalName, ["after"] = EvalJson.ToJson(after), ["before"] = EvalJson.ToJson(before) },
             ["golden"] = new JsonObject { ["file"] = "golden.safetensors", ["texts"] = new JsonArray(texts.Select(t => (JsonNode?)JsonValue.Create(t)).ToArray()), ["tolerance"] = Bundle.GoldenTolerance },
         };
-        // decisions: temperature fitted on validation; for two classes the threshold on the scaled probability of labels[1]
-        if (decision?.Temperature is { } temperature) info["temperature"] = temperature.Temperature;
-        if (decision?.Threshold is { } threshold)
-            info["threshold"] = new JsonObject { ["value"] = threshold.Threshold, ["rule"] = threshold.Rule.ToString(), ["positive"] = recipe.Labels[1] };
+        ClassificationTask.AddDecision(info, decision, recipe.Labels);
         File.WriteAllText(Path.Combine(tmp, "whetstone.json"), info.ToJsonString(RunDirectory.Json));
         if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
         Directory.Move(tmp, dir);
