@@ -46,23 +46,9 @@ public sealed class ResumeCommandTests : IDisposable
         File.WriteAllText(Path.Combine(_dir, "train.yaml"), Config);
     }
 
-    private Process Start(params string[] args)
-    {
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = _dir };
-        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "whet.dll"));
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        psi.Environment["WHETSTONE_THREADS"] = "1";
-        return Process.Start(psi)!;
-    }
+    private Process Start(params string[] args) => WhetProcess.Start(_dir, 1, args);
 
-    private (int Code, string Out, string Err) Whet(params string[] args)
-    {
-        using var p = Start(args);
-        var err = p.StandardError.ReadToEndAsync();
-        var output = p.StandardOutput.ReadToEnd();
-        p.WaitForExit();
-        return (p.ExitCode, output, err.Result);
-    }
+    private (int Code, string Out, string Err) Whet(params string[] args) => WhetProcess.Run(_dir, 1, args);
 
     private static string[] Metrics(string runDir) =>
         File.ReadAllLines(Path.Combine(runDir, "metrics.jsonl")).Select(l =>

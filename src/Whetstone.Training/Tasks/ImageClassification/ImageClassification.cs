@@ -27,8 +27,6 @@ public sealed class ImageClassification : ClassificationTask
 {
     public const string TaskName = "image-classification";
 
-    private readonly TrainConfig _cfg;
-    private readonly TextWriter _log;
     private readonly Rng _rng;
     private readonly DataLoader _loader;
     private readonly Dictionary<string, double> _lrScale = new(StringComparer.Ordinal);
@@ -49,8 +47,6 @@ public sealed class ImageClassification : ClassificationTask
 
     private ImageClassification(TrainConfig cfg, TextWriter log) : base(cfg, log)
     {
-        _cfg = cfg;
-        _log = log;
         _rng = new Rng(cfg.Seed);
         Validate(cfg);
 
@@ -93,8 +89,8 @@ public sealed class ImageClassification : ClassificationTask
     /// <summary>Sets the statistics mode of every batch norm whose parameters train (frozen ones stay frozen).</summary>
     private void ApplyBatchNormMode()
     {
-        var t = _cfg.Train;
-        bool update = t.BnStatistics == "update" || (t.BnStatistics == "auto" && _cfg.Model.Scratch);
+        var t = Config.Train;
+        bool update = t.BnStatistics == "update" || (t.BnStatistics == "auto" && Config.Model.Scratch);
         Freezing.SyncBatchNormStatistics(Model);
         foreach (var (_, m) in Model.NamedModules())
             if (m is BatchNorm2d bn && !bn.StatisticsFrozen)
@@ -152,19 +148,19 @@ public sealed class ImageClassification : ClassificationTask
     private (ImageDataset Train, ImageDataset Validation, ImageDataset? Test) LoadData(TrainConfig cfg)
     {
         var d = cfg.Data;
-        var trainPath = Assets.Resolve(d.Train, cfg.BaseDirectory, fetch: true, _log);
+        var trainPath = Assets.Resolve(d.Train, cfg.BaseDirectory, fetch: true, Log);
         ImageDataset Open(string path, bool train) => DataSources.Open(d.Format, path, train, d.Labels, d.ImageColumn, d.LabelColumn);
         var train = Open(trainPath, train: true);
         if (train.Count == 0) throw new DataException($"The training set '{trainPath}' is empty.");
         if (d.PerClass > 0) train = train.PerClass(d.PerClass, cfg.Seed);
         ImageDataset validation;
-        if (d.ValidationPath is not null) validation = Open(Assets.Resolve(d.ValidationPath, cfg.BaseDirectory, true, _log), train: false).WithLabels(train.Labels);
+        if (d.ValidationPath is not null) validation = Open(Assets.Resolve(d.ValidationPath, cfg.BaseDirectory, true, Log), train: false).WithLabels(train.Labels);
         else if (d.Validation > 0) (train, validation) = train.SplitStratified(d.Validation, cfg.Seed);
         else validation = train;
         ImageDataset? test = null;
         if (d.Test is not null || d.Format == "idx")
         {
-            var testPath = d.Test is null ? trainPath : Assets.Resolve(d.Test, cfg.BaseDirectory, fetch: true, _log);
+            var testPath = d.Test is null ? trainPath : Assets.Resolve(d.Test, cfg.BaseDirectory, fetch: true, Log);
             test = Open(testPath, train: false).WithLabels(train.Labels);
             if (d.TestLimit > 0 && d.TestLimit < test.Count)
                 test = test.PerClass((d.TestLimit + test.Labels.Count - 1) / test.Labels.Count, cfg.Seed, allowFewer: true);
@@ -229,7 +225,7 @@ public sealed class ImageClassification : ClassificationTask
             Model.Train(training);
         }
         var shapeOf = shapes.ToDictionary(x => x.Name, x => x.Shape);
-        var cache = _cfg.Train.FeatureCache && !_cfg.Data.Augment.Enabled ? FeatureCache.ChooseLayer(Model.Backbone) : null;
+        var cache = Config.Train.FeatureCache && !Config.Data.Augment.Enabled ? FeatureCache.ChooseLayer(Model.Backbone) : null;
         int wName = Math.Max(12, Model.Backbone.LayerNames.Max(n => n.Length)), wKind = Math.Max(8, Model.Backbone.Nodes.Max(n => n.Kind.Length));
         sb.AppendLine($"{"layer".PadRight(wName)}  {"kind".PadRight(wKind)}  {"output",-16} {"params",10}  {"trainable",-9}  bn");
         long activations = 0;
@@ -250,15 +246,15 @@ public sealed class ImageClassification : ClassificationTask
         long headParams = Model.Head.ParameterCount();
         sb.AppendLine($"{"head".PadRight(wName)}  {Model.HeadSpec.Describe().PadRight(wKind)}  {"[" + Model.HeadSpec.Classes + "]",-16} {headParams,10:N0}  {"yes",-9}");
         long total = Model.ParameterCount(), trainableCount = Model.TrainableParameterCount();
-        int batch = _cfg.Train.BatchSize;
+        int batch = Config.Train.BatchSize;
         double mb(long bytes) => bytes / 1048576.0;
-        long weights = total * 4, grads = trainableCount * 4, optState = trainableCount * (_cfg.Train.Optimizer == "adamw" ? 8 : 4);
+        long weights = total * 4, grads = trainableCount * 4, optState = trainableCount * (Config.Train.Optimizer == "adamw" ? 8 : 4);
         long acts = activations * batch * 4 * 2;   // kept for backward + their gradients, roughly
         long cacheBytes = cache is null ? 0 : (long)Shapes.Size(shapeOf[cache][1..]) * 4 * (TrainSet.Count + ValidationSet.Count + (TestSet?.Count ?? 0));
         sb.AppendLine();
         sb.AppendLine($"parameters: {total:N0} total, {trainableCount:N0} trainable ({100.0 * trainableCount / total:F2}%)");
         sb.AppendLine($"input: [3, {h}, {w}], {Preprocess.Normalization.Mean[0]}/{Preprocess.Normalization.Std[0]} normalisation; data: {TrainSet.Count} train, {ValidationSet.Count} validation, {TestSet?.Count ?? 0} test, {Labels.Count} classes");
-        sb.AppendLine($"feature cache: {(cache is null ? "off (" + (_cfg.Data.Augment.Enabled ? "augmentation on" : !_cfg.Train.FeatureCache ? "disabled" : "the first layer trains") + ")" : $"at '{cache}', {mb(cacheBytes):F0} MB")}");
+        sb.AppendLine($"feature cache: {(cache is null ? "off (" + (Config.Data.Augment.Enabled ? "augmentation on" : !Config.Train.FeatureCache ? "disabled" : "the first layer trains") + ")" : $"at '{cache}', {mb(cacheBytes):F0} MB")}");
         sb.AppendLine($"memory estimate (batch {batch}): weights {mb(weights):F1} MB + gradients {mb(grads):F1} MB + optimizer {mb(optState):F1} MB + activations ~{mb(acts):F0} MB + cache {mb(cacheBytes):F0} MB ≈ {mb(weights + grads + optState + acts + cacheBytes):F0} MB");
         return sb.ToString();
     }
@@ -320,14 +316,14 @@ public sealed class ImageClassification : ClassificationTask
     protected override string? CachedAt => _cacheLayer;
 
     /// <summary>The layer whose output can be cached now (null: caching off, augmentation on, or the first layer trains).</summary>
-    private string? CacheLayer() => _cfg.Train.FeatureCache && !_cfg.Data.Augment.Enabled ? FeatureCache.ChooseLayer(Model.Backbone) : null;
+    private string? CacheLayer() => Config.Train.FeatureCache && !Config.Data.Augment.Enabled ? FeatureCache.ChooseLayer(Model.Backbone) : null;
 
     private FeatureCache? CacheFor(ImageDataset data, string what)
     {
         var layer = _cacheLayer;
         if (layer is null) return null;
         if (_caches.TryGetValue((data, layer), out var c)) return c;
-        var bar = new Progress(_log, $"features of {what} at {layer}", data.Count);
+        var bar = new Progress(Log, $"features of {what} at {layer}", data.Count);
         c = FeatureCache.Build(Model.Backbone, layer, data.Count, 64, (s, n) => Inputs(data, s, n), done => bar.Report(done));
         return _caches[(data, layer)] = c;
     }
@@ -343,7 +339,7 @@ public sealed class ImageClassification : ClassificationTask
     public override bool BeginEpoch(int epoch, TextWriter log)
     {
         bool changed = false;
-        foreach (var u in _cfg.Unfreeze.Where(u => u.Epoch == epoch))
+        foreach (var u in Config.Unfreeze.Where(u => u.Epoch == epoch))
         {
             Freezing.UnfreezeFrom(Model, WeightedLayerPath(Model, u.From, "unfreeze.from"));
             ApplyBatchNormMode();
@@ -362,7 +358,7 @@ public sealed class ImageClassification : ClassificationTask
     {
         var cache = CacheFor(TrainSet, "train");
         var logits = cache is null ? Model.Forward(_loader.LoadImages(indices, epoch)) : Model.ForwardFrom(cache.Layer, cache.Gather(indices));
-        return Tensor.CrossEntropy(logits, Array.ConvertAll(indices, TrainSet.GetLabel), labelSmoothing: _cfg.Train.LabelSmoothing);
+        return Tensor.CrossEntropy(logits, Array.ConvertAll(indices, TrainSet.GetLabel), labelSmoothing: Config.Train.LabelSmoothing);
     }
 
     public override JsonObject EpochFields() => new() { ["cached_at"] = _cacheLayer };
@@ -371,5 +367,5 @@ public sealed class ImageClassification : ClassificationTask
         ImageBundle.Save(dir, this, before, after, HeldOutName, decision);
 
     protected override void WriteReport(RunDirectory run, EvalResult before, EvalResult after, EvalResult validation) =>
-        Reports.RunReport.Write(run, _cfg, Labels, before, after, HeldOutName, validation, Reports.HtmlReport.ImageExamples(TestSet ?? ValidationSet), _log);
+        Reports.RunReport.Write(run, Config, Labels, before, after, HeldOutName, validation, Reports.HtmlReport.ImageExamples(TestSet ?? ValidationSet), Log);
 }

@@ -33,8 +33,6 @@ public sealed class TextClassification : ClassificationTask
 
     public override string Name => TaskName;
 
-    private readonly TrainConfig _cfg;
-    private readonly TextWriter _log;
     private readonly Rng _rng;
     private readonly Dictionary<TextDataset, EncodedTexts> _encoded = new(ReferenceEqualityComparer.Instance);
 
@@ -53,12 +51,10 @@ public sealed class TextClassification : ClassificationTask
     public TextDataset? TestSet { get; }
     public TextDataReport Report { get; }
     public override IReadOnlyList<string> Labels => TrainSet.LabelNames;
-    public int MaxLength => _cfg.Text.MaxLength;
+    public int MaxLength => Config.Text.MaxLength;
 
     private TextClassification(TrainConfig cfg, TextWriter log) : base(cfg, log)
     {
-        _cfg = cfg;
-        _log = log;
         _rng = new Rng(cfg.Seed);
         Validate(cfg);
         (TrainSet, ValidationSet, TestSet) = LoadData(cfg);
@@ -121,22 +117,22 @@ public sealed class TextClassification : ClassificationTask
 
     private TextReadOptions ReadOptions() => new()
     {
-        Format = _cfg.Data.Format == "idx" ? "auto" : _cfg.Data.Format,   // idx is the image default: read as "not set"
-        TextColumn = _cfg.Text.TextColumn, PairColumn = _cfg.Text.PairColumn, LabelColumn = _cfg.Text.LabelColumn,
-        LabelMap = _cfg.Text.LabelMap, BadRows = _cfg.Text.BadRows, FilePattern = _cfg.Text.FilePattern,
+        Format = Config.Data.Format == "idx" ? "auto" : Config.Data.Format,   // idx is the image default: read as "not set"
+        TextColumn = Config.Text.TextColumn, PairColumn = Config.Text.PairColumn, LabelColumn = Config.Text.LabelColumn,
+        LabelMap = Config.Text.LabelMap, BadRows = Config.Text.BadRows, FilePattern = Config.Text.FilePattern,
     };
 
     private (TextDataset, TextDataset, TextDataset?) LoadData(TrainConfig cfg)
     {
         var d = cfg.Data;
         var opts = ReadOptions();
-        var train = TextFiles.Read(Assets.Resolve(d.Train, cfg.BaseDirectory, fetch: true, _log), opts);
+        var train = TextFiles.Read(Assets.Resolve(d.Train, cfg.BaseDirectory, fetch: true, Log), opts);
         if (train.LabelNames.Count < 2) throw new DataException($"The training data has {train.LabelNames.Count} label(s) ({string.Join(", ", train.LabelNames)}); a classifier needs at least 2.");
         TextDataset validation;
-        if (d.ValidationPath is not null) validation = TextFiles.Read(Assets.Resolve(d.ValidationPath, cfg.BaseDirectory, true, _log), opts).WithLabels(train.LabelNames, "validation data");
+        if (d.ValidationPath is not null) validation = TextFiles.Read(Assets.Resolve(d.ValidationPath, cfg.BaseDirectory, true, Log), opts).WithLabels(train.LabelNames, "validation data");
         else if (d.Validation > 0) (train, validation) = train.SplitStratified(d.Validation, cfg.Seed);
         else validation = train;
-        var test = d.Test is null ? null : TextFiles.Read(Assets.Resolve(d.Test, cfg.BaseDirectory, true, _log), opts).WithLabels(train.LabelNames, "test data");
+        var test = d.Test is null ? null : TextFiles.Read(Assets.Resolve(d.Test, cfg.BaseDirectory, true, Log), opts).WithLabels(train.LabelNames, "test data");
         return (train, validation, test);
     }
 
@@ -173,8 +169,8 @@ public sealed class TextClassification : ClassificationTask
 
     /// <summary>The model in words, for logs and the report.</summary>
     public string Describe() => Net.Transformer is { } m
-        ? $"{m.ModelType} from {_cfg.Text.Model} ({m.NumLayers} layers, hidden {m.HiddenSize}){(Lora is { } l ? $", LoRA r={l.Rank} α={l.Alpha} on {l.TargetModules}" : "")}"
-        : $"{_cfg.Text.Vectors} word vectors, {_cfg.Text.Encoder} encoder";
+        ? $"{m.ModelType} from {Config.Text.Model} ({m.NumLayers} layers, hidden {m.HiddenSize}){(Lora is { } l ? $", LoRA r={l.Rank} α={l.Alpha} on {l.TargetModules}" : "")}"
+        : $"{Config.Text.Vectors} word vectors, {Config.Text.Encoder} encoder";
 
     /// <summary>Features [n, F] of <paramref name="ids"/> in eval mode, as plain floats (kept across steps).</summary>
     internal static float[] Features(TextClassifier model, TokenizedText[] ids)
@@ -236,7 +232,7 @@ public sealed class TextClassification : ClassificationTask
     public override int TrainCount => TrainSet.Count;
     protected override string HeldOutName => TestSet is null ? "validation" : "test";
     protected override IEnumerable<string> OwnKeys => ["feature_cache"];
-    private bool CachesFeatures => Net.CachesFeatures && _cfg.Train.FeatureCache;
+    private bool CachesFeatures => Net.CachesFeatures && Config.Train.FeatureCache;
     protected override string? CachedAt => CachesFeatures ? "encoder" : null;
 
     /// <summary>SHA-256 of what the run starts from: the word vectors, or the Hugging Face folder's weight files.</summary>
@@ -249,7 +245,7 @@ public sealed class TextClassification : ClassificationTask
     protected override void OnStart(RunDirectory run)
     {
         run.WriteText("data_report.json", Report.ToJson().ToJsonString(RunDirectory.Json));
-        if (_weights.Length > 0) _log.WriteLine($"class weights: {string.Join(", ", Labels.Select((l, i) => $"{l} {_weights[i]:F3}"))}");
+        if (_weights.Length > 0) Log.WriteLine($"class weights: {string.Join(", ", Labels.Select((l, i) => $"{l} {_weights[i]:F3}"))}");
     }
 
     protected override EvalResult Score(bool validation)
@@ -261,7 +257,7 @@ public sealed class TextClassification : ClassificationTask
     public override bool BeginEpoch(int epoch, TextWriter log) => false;
 
     /// <summary>The head learns at train.lr; everything under it at train.lr × train.backbone_lr_scale.</summary>
-    public override double LrScale(string name) => IsHead(name) ? 1 : _cfg.Train.BackboneLrScale;
+    public override double LrScale(string name) => IsHead(name) ? 1 : Config.Train.BackboneLrScale;
 
     private bool IsHead(string name) => Net.WordModel is not null ? name.StartsWith("head", StringComparison.Ordinal)
         : Net.Transformer!.HeadPaths.Any(h => name == h || name.StartsWith(h + ".", StringComparison.Ordinal));
@@ -282,7 +278,7 @@ public sealed class TextClassification : ClassificationTask
             var ids = Encoded(TrainSet).Ids;
             logits = Net.Logits(Array.ConvertAll(indices, i => ids[i]));
         }
-        return Tensor.CrossEntropy(logits, y, labelSmoothing: _cfg.Train.LabelSmoothing, classWeights: _weights);
+        return Tensor.CrossEntropy(logits, y, labelSmoothing: Config.Train.LabelSmoothing, classWeights: _weights);
     }
 
     public override JsonObject EpochFields() => new() { ["features_cached"] = CachesFeatures };
@@ -293,6 +289,6 @@ public sealed class TextClassification : ClassificationTask
     protected override void WriteReport(RunDirectory run, EvalResult before, EvalResult after, EvalResult validation)
     {
         var held = TestSet ?? ValidationSet;
-        Reports.RunReport.Write(run, _cfg, Labels, before, after, HeldOutName, validation, i => (held.Rows[i].Text, null), _log, model: Describe());
+        Reports.RunReport.Write(run, Config, Labels, before, after, HeldOutName, validation, i => (held.Rows[i].Text, null), Log, model: Describe());
     }
 }
