@@ -3,7 +3,9 @@ using System.Diagnostics;
 namespace Whetstone.Training;
 
 /// <summary>One file of an asset as listed in <c>scripts/assets.tsv</c>.</summary>
-public sealed record AssetFile(string Asset, string Source, string Package, string RelativePath, long Size, string Sha256);
+/// <param name="From">Where in the package the file comes from when that is not <paramref name="RelativePath"/>: a
+/// package path, or <c>DLL!RESOURCE</c> for an embedded resource of a .NET assembly.</param>
+public sealed record AssetFile(string Asset, string Source, string Package, string RelativePath, long Size, string Sha256, string? From = null);
 
 /// <summary>
 /// Pre-trained weights and datasets cached under <c>$WHETSTONE_HOME/assets/NAME/</c> (default
@@ -39,8 +41,8 @@ public static class Assets
         return File.ReadAllLines(path).Where(l => l.Length > 0 && l[0] != '#').Select(l =>
         {
             var f = l.Split('\t');
-            if (f.Length != 6) throw new FormatException($"{path}: expected 6 tab-separated fields, got {f.Length}: '{l}'.");
-            return new AssetFile(f[0], f[1], f[2], f[3], long.Parse(f[4], System.Globalization.CultureInfo.InvariantCulture), f[5]);
+            if (f.Length is not (6 or 7)) throw new FormatException($"{path}: expected 6 or 7 tab-separated fields, got {f.Length}: '{l}'.");
+            return new AssetFile(f[0], f[1], f[2], f[3], long.Parse(f[4], System.Globalization.CultureInfo.InvariantCulture), f[5], f.Length == 7 ? f[6] : null);
         }).ToArray();
     }
 
