@@ -218,9 +218,13 @@ public sealed class BertModel : Module
     /// <summary>ids (B, T), attention mask (B, T) of 1/0 or null → (last hidden state (B, T, D), pooled (B, D)).</summary>
     public (Tensor Hidden, Tensor Pooled) Forward(int[] ids, int b, int t, Tensor? attentionMask = null, int[]? tokenTypes = null)
     {
-        var h = Encoder.Forward(TensorScope.Release(() => Embeddings.Forward(ids, b, t, tokenTypes)), attentionMask);
+        var h = Encode(ids, b, t, attentionMask, tokenTypes);
         return (h, Pooler.Forward(h));
     }
+
+    /// <summary>The last hidden state (B, T, D) alone (the pooler is not run).</summary>
+    public Tensor Encode(int[] ids, int b, int t, Tensor? attentionMask = null, int[]? tokenTypes = null) =>
+        Encoder.Forward(TensorScope.Release(() => Embeddings.Forward(ids, b, t, tokenTypes)), attentionMask);
 }
 
 /// <summary>BERT with a dropout + linear classifier on the pooled [CLS] vector (BertForSequenceClassification).</summary>
@@ -240,11 +244,14 @@ public sealed class BertForSequenceClassification : TextEncoderClassifier
     }
 
     /// <summary>Logits (B, labels).</summary>
-    public override Tensor Forward(int[] ids, int batch, int seqLen, Tensor? attentionMask = null, int[]? tokenTypes = null) =>
-        Classifier.Forward(_dropout.Forward(Bert.Forward(ids, batch, seqLen, attentionMask, tokenTypes).Pooled));
+    public override Tensor Forward(int[] ids, int batch, int seqLen, Tensor? attentionMask = null, int[]? tokenTypes = null)
+    {
+        if (Pooling == TextPooling.Cls) return Classifier.Forward(_dropout.Forward(Bert.Forward(ids, batch, seqLen, attentionMask, tokenTypes).Pooled));
+        return Classifier.Forward(_dropout.Forward(MeanPool(Encode(ids, batch, seqLen, attentionMask, tokenTypes), attentionMask)));
+    }
 
     public override Tensor Encode(int[] ids, int batch, int seqLen, Tensor? attentionMask = null, int[]? tokenTypes = null) =>
-        Bert.Forward(ids, batch, seqLen, attentionMask, tokenTypes).Hidden;
+        Bert.Encode(ids, batch, seqLen, attentionMask, tokenTypes);
 
     public override string ModelType => "bert";
     public override int NumLabels => Classifier.OutFeatures;
@@ -253,7 +260,8 @@ public sealed class BertForSequenceClassification : TextEncoderClassifier
     public override int MaxSequenceLength => Config.MaxPositionEmbeddings;
     public override string EmbeddingsPath => "bert.embeddings";
     public override string LayerPath(int i) => $"bert.encoder.layer.{i}";
-    public override IReadOnlyList<string> HeadPaths => ["bert.pooler", "classifier"];
+    public override IReadOnlyList<string> HeadPaths => Pooling == TextPooling.Mean ? ["classifier"] : ["bert.pooler", "classifier"];
+    public override IReadOnlyList<string> UnusedWhenMean => ["bert.pooler"];
     public override string LoraTargets => "query|value";
     public override string LoraModulesToSave => "classifier";
 }

@@ -195,7 +195,7 @@ public sealed class DistilBertForSequenceClassification : TextEncoderClassifier
 
     /// <summary>Token types do not exist in DistilBERT and are ignored.</summary>
     public override Tensor Forward(int[] ids, int batch, int seqLen, Tensor? attentionMask = null, int[]? tokenTypes = null) =>
-        Classifier.Forward(_dropout.Forward(PreClassifier.Forward(Encode(ids, batch, seqLen, attentionMask).Select(1, 0)).Relu()));
+        Classifier.Forward(_dropout.Forward(PreClassifier.Forward(FirstOrMean(Encode(ids, batch, seqLen, attentionMask), attentionMask)).Relu()));
 
     public override Tensor Encode(int[] ids, int batch, int seqLen, Tensor? attentionMask = null, int[]? tokenTypes = null) =>
         DistilBert.Forward(ids, batch, seqLen, attentionMask);

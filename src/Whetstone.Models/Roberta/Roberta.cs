@@ -89,9 +89,9 @@ public sealed class RobertaClassificationHead : Module
         OutProj = RegisterModule("out_proj", ModelInit.Linear(c.HiddenSize, numLabels, rng));
     }
 
-    /// <summary>hidden (B, T, D) → logits (B, labels).</summary>
-    public Tensor Forward(Tensor hidden) =>
-        OutProj.Forward(_dropout.Forward(Dense.Forward(_dropout.Forward(hidden.Select(1, 0))).Tanh()));
+    /// <summary>the pooled vector (B, D) — the &lt;s&gt; token's hidden state, or the tokens' mean — → logits (B, labels).</summary>
+    public Tensor Forward(Tensor pooled) =>
+        OutProj.Forward(_dropout.Forward(Dense.Forward(_dropout.Forward(pooled)).Tanh()));
 }
 
 /// <summary>RobertaForSequenceClassification (also XLM-RoBERTa, which shares the architecture).</summary>
@@ -111,7 +111,7 @@ public sealed class RobertaForSequenceClassification : TextEncoderClassifier
     }
 
     public override Tensor Forward(int[] ids, int batch, int seqLen, Tensor? attentionMask = null, int[]? tokenTypes = null) =>
-        Classifier.Forward(Encode(ids, batch, seqLen, attentionMask, tokenTypes));
+        Classifier.Forward(FirstOrMean(Encode(ids, batch, seqLen, attentionMask, tokenTypes), attentionMask));
 
     public override Tensor Encode(int[] ids, int batch, int seqLen, Tensor? attentionMask = null, int[]? tokenTypes = null) =>
         Roberta.Forward(ids, batch, seqLen, attentionMask, tokenTypes);

@@ -6,6 +6,15 @@ using Whetstone.Tensors.Memory;
 
 namespace Whetstone.Models.Transformers;
 
+/// <summary>What the classification head reads from the encoder's last hidden state.</summary>
+public enum TextPooling
+{
+    /// <summary>The first token ([CLS] / &lt;s&gt;), through the family's own pooler where it has one (transformers' default).</summary>
+    Cls,
+    /// <summary>The mean over real (unmasked) tokens, as sentence-transformers embeds a sentence.</summary>
+    Mean,
+}
+
 /// <summary>
 /// What a text-classification recipe needs from any encoder family (BERT, DistilBERT, RoBERTa/XLM-R): logits for a
 /// padded batch of token ids, the encoder's hidden states, the label count, the tokenizer and the module paths to
@@ -49,6 +58,26 @@ public abstract class TextEncoderClassifier : Module
             if (name.Length > 0 && Nn.Lora.LoraInjector.Matches(LoraModulesToSave, name))
                 foreach (var (k, v) in m.StateDict()) d[name + "." + k] = v;
         return d;
+    }
+
+    /// <summary>
+    /// The head's input: <see cref="TextPooling.Cls"/> (default) or <see cref="TextPooling.Mean"/>. With mean pooling
+    /// the modules in <see cref="UnusedWhenMean"/> (BERT's pooler) take no part and should be frozen.
+    /// </summary>
+    public TextPooling Pooling { get; set; }
+
+    /// <summary>Modules the forward pass skips under <see cref="TextPooling.Mean"/>.</summary>
+    public virtual IReadOnlyList<string> UnusedWhenMean => [];
+
+    /// <summary>(B, T, D) → (B, D): the first token, or the masked mean over tokens under <see cref="TextPooling.Mean"/>.</summary>
+    protected Tensor FirstOrMean(Tensor hidden, Tensor? mask) => Pooling == TextPooling.Mean ? MeanPool(hidden, mask) : hidden.Select(1, 0);
+
+    /// <summary>Mean of <paramref name="hidden"/> (B, T, D) over the tokens whose <paramref name="mask"/> (B, T) is 1.</summary>
+    public static Tensor MeanPool(Tensor hidden, Tensor? mask)
+    {
+        if (mask is null) return hidden.Mean(1);
+        var m = mask.Unsqueeze(2);                                   // (B, T, 1)
+        return (hidden * m).Sum(1) / (m.Sum(1) + 1e-9f);             // (B, D) / (B, 1)
     }
 
     /// <summary>The checkpoint's tokenizer when the model was loaded from a folder that has one.</summary>

@@ -13,6 +13,12 @@ public sealed record TextConfig
     /// <see cref="TuneVectors"/> and <see cref="Dropout"/> are unused (the model's own dropout applies).
     /// </summary>
     public string? Model { get; init; }
+    /// <summary>
+    /// What a transformer's head reads: <c>cls</c> (the first token, through the family's pooler) or <c>mean</c> (the
+    /// mean over real tokens, as sentence-transformers embeds). Default: what the checkpoint says (config.json
+    /// classifier_pooling, a sentence-transformers Pooling module), else mean when it has no pooler, else cls.
+    /// </summary>
+    public string? Pooling { get; init; }
     /// <summary>Word vectors: a wink-embeddings JSON (GloVe), a <c>.whetvec</c> cache, or <c>asset:glove100</c>.</summary>
     public string Vectors { get; init; } = "asset:glove100";
     /// <summary><c>pool</c> (mean + max over tokens) or <c>cnn</c> (1-D convolutions, max over time).</summary>

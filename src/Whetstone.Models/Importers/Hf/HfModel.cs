@@ -78,6 +78,9 @@ public static class HfModel
         {
             var (model, report) = Build(modelType, family, head, config, folder, files, numLabels, seed);
             model.Tokenizer = HfTokenizer.TryLoad(folder, modelType);
+            var (pooling, why) = DefaultPooling(folder, config, model, report.NewModules);
+            model.Pooling = pooling;
+            if (why is not null) report = report with { Notes = [.. report.Notes, why] };
             return (model, report with { LoadMilliseconds = sw.Elapsed.TotalMilliseconds });
         }
         finally
@@ -179,6 +182,43 @@ public static class HfModel
         var report = new HfLoadReport(modelType, folder, files.Select(f => f.File.Path).ToList(), numLabels, labels,
             used, ignored, fresh, notes, 0);
         return (model, report);
+    }
+
+    /// <summary>
+    /// The pooling a checkpoint asks for: config.json's <c>classifier_pooling</c> (written by whet export), else a
+    /// sentence-transformers folder's Pooling module (<c>modules.json</c> → its <c>config.json</c>), else mean when the
+    /// checkpoint has no pooler (a sentence-embedding checkpoint), else the family's first-token head.
+    /// </summary>
+    internal static (TextPooling Pooling, string? Why) DefaultPooling(string folder, HfConfig config, TextEncoderClassifier model, IReadOnlyList<string> fresh)
+    {
+        if (config.StringOrNull("classifier_pooling") is { } cp)
+            return cp switch
+            {
+                "mean" => (TextPooling.Mean, "pooling: mean over tokens (config.json classifier_pooling)"),
+                "cls" => (TextPooling.Cls, null),
+                _ => throw new HfCheckpointException(HfFault.InvalidConfig, config.Path, $"classifier_pooling '{cp}' is not mean or cls.", "classifier_pooling"),
+            };
+        var modules = System.IO.Path.Combine(folder, "modules.json");
+        if (File.Exists(modules))
+        {
+            try
+            {
+                using var doc = JsonDocument.Parse(File.ReadAllBytes(modules));
+                foreach (var m in doc.RootElement.EnumerateArray())
+                    if (m.TryGetProperty("type", out var type) && type.GetString()?.EndsWith("Pooling", StringComparison.Ordinal) == true
+                        && m.TryGetProperty("path", out var path) && File.Exists(System.IO.Path.Combine(folder, path.GetString()!, "config.json")))
+                    {
+                        using var pc = JsonDocument.Parse(File.ReadAllBytes(System.IO.Path.Combine(folder, path.GetString()!, "config.json")));
+                        bool Mode(string name) => pc.RootElement.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.True;
+                        if (Mode("pooling_mode_mean_tokens")) return (TextPooling.Mean, "pooling: mean over tokens (the sentence-transformers Pooling module)");
+                        if (Mode("pooling_mode_cls_token")) return (TextPooling.Cls, "pooling: first token (the sentence-transformers Pooling module)");
+                    }
+            }
+            catch (JsonException e) { throw new HfCheckpointException(HfFault.InvalidConfig, modules, $"not valid JSON ({e.Message})."); }
+        }
+        if (model.UnusedWhenMean.Count > 0 && model.UnusedWhenMean.All(fresh.Contains))
+            return (TextPooling.Mean, $"pooling: mean over tokens (the checkpoint has no {string.Join(", ", model.UnusedWhenMean)}: a sentence-embedding checkpoint)");
+        return (TextPooling.Cls, null);
     }
 
     private static bool IsUnder(string name, string module) =>

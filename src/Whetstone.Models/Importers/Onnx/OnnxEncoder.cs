@@ -102,7 +102,9 @@ public static class OnnxEncoder
         if (File.Exists(Path.Combine(from, "config.json"))) File.Copy(Path.Combine(from, "config.json"), Path.Combine(tmp, "source_config.json"));
         if (File.Exists(Path.Combine(tmp, "vocab.txt")) && !File.Exists(Path.Combine(tmp, "tokenizer_config.json")))
         {
-            bool cased = File.ReadLines(Path.Combine(tmp, "vocab.txt")).Any(l => !(l.StartsWith('[') && l.TrimEnd('\r').EndsWith(']')) && l.Any(char.IsUpper));
+            // a cased vocabulary has capitalised words (ASCII A–Z outside the [SPECIAL] tokens); an uncased one has none
+            bool cased = File.ReadLines(Path.Combine(tmp, "vocab.txt")).Select(l => l.TrimEnd('\r'))
+                .Any(l => !(l.StartsWith('[') && l.EndsWith(']')) && l.Any(ch => ch is >= 'A' and <= 'Z'));
             File.WriteAllText(Path.Combine(tmp, "tokenizer_config.json"),
                 $"{{\n  \"do_lower_case\": {(cased ? "false" : "true")},\n  \"model_max_length\": {ckpt.Config["max_position_embeddings"]},\n  \"note\": \"written by Whetstone: the vocabulary has {(cased ? "" : "no ")}upper-case tokens\"\n}}\n");
         }

@@ -41,6 +41,12 @@ public static class HfExport
         config["id2label"] = new JsonObject(bundle.Labels.Select((l, i) => KeyValuePair.Create(i.ToString(System.Globalization.CultureInfo.InvariantCulture), (JsonNode?)JsonValue.Create(l))));
         config["label2id"] = new JsonObject(bundle.Labels.Select((l, i) => KeyValuePair.Create(l, (JsonNode?)JsonValue.Create(i))));
         config["problem_type"] = "single_label_classification";
+        if (model.Pooling == Whetstone.Models.Transformers.TextPooling.Mean)
+        {
+            // ModernBERT's key: Whetstone reads it back; transformers' BertForSequenceClassification ignores it and would use the pooler
+            config["classifier_pooling"] = "mean";
+            log?.WriteLine("note: the head reads the mean over tokens (config.json classifier_pooling: mean); transformers' own BERT classes ignore that key and read the pooled [CLS] vector.");
+        }
         File.WriteAllText(Out("config.json"), config.ToJsonString(RunDirectory.Json));
         foreach (var name in TokenizerFiles)
             if (File.Exists(Path.Combine(basePath, name))) File.Copy(Path.Combine(basePath, name), Out(name), overwrite: true);

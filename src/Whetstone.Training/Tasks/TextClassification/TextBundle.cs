@@ -83,6 +83,7 @@ public static class TextBundle
             {
                 ["kind"] = "transformer", ["model_type"] = t.ModelType, ["model_path"] = recipe.BaseModelPath,
                 ["weights_sha256"] = TextNet.WeightsSha256(recipe.BaseModelPath!),
+                ["pooling"] = PoolingName(t.Pooling),
             };
             if (recipe.Lora is { } l)
                 encoder["lora"] = new JsonObject { ["r"] = l.Rank, ["lora_alpha"] = l.Alpha, ["lora_dropout"] = l.Dropout, ["target_modules"] = l.TargetModules, ["modules_to_save"] = l.ModulesToSave };
@@ -121,7 +122,11 @@ public static class TextBundle
     {
         ArgumentNullException.ThrowIfNull(bundle);
         if (bundle.Net.Transformer is not null)
-            return new TextNet(HfModel.Load(bundle.BaseModelPath!, bundle.Labels.Count, (int)(seed % int.MaxValue)).Model);
+        {
+            var before = HfModel.Load(bundle.BaseModelPath!, bundle.Labels.Count, (int)(seed % int.MaxValue)).Model;
+            before.Pooling = bundle.Net.Transformer.Pooling;
+            return new TextNet(before);
+        }
         var word = bundle.Net.WordModel!;
         var enc = (WordVectorEncoder)word.Encoder;
         var rng = new Rng(seed);
@@ -129,6 +134,15 @@ public static class TextBundle
         model.Eval();
         return new TextNet(model);
     }
+
+    internal static string PoolingName(TextPooling p) => p == TextPooling.Mean ? "mean" : "cls";
+
+    internal static TextPooling ParsePooling(string name, string where) => name switch
+    {
+        "mean" => TextPooling.Mean,
+        "cls" => TextPooling.Cls,
+        _ => throw new BundleException($"{where}: pooling '{name}' is not mean or cls."),
+    };
 
     /// <summary>The file an adapter bundle keeps its LoRA adapters and head in.</summary>
     public const string AdaptersFile = "adapters.safetensors";
@@ -151,6 +165,7 @@ public static class TextBundle
         var actual = TextNet.WeightsSha256(basePath);
         if (actual != sha) throw new BundleException($"{infoPath}: the base model at {basePath} has weights SHA-256 {actual}, but the bundle was trained on {sha}.");
         var (model, _) = HfModel.Load(basePath, labels, 0);
+        model.Pooling = ParsePooling(enc["pooling"]?.GetValue<string>() ?? "cls", infoPath);   // bundles before text.pooling: cls
         var lora = ReadLora(info);
         if (lora is not null) Nn.Lora.LoraInjector.Inject(model, lora, new Rng(0));
         var weightsPath = Path.Combine(dir, lora is null ? "model.safetensors" : AdaptersFile);

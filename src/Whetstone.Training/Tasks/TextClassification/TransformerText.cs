@@ -1,4 +1,5 @@
 using Whetstone.Models.Importers.Hf;
+using Whetstone.Models.Importers.Onnx;
 using Whetstone.Models.Transformers;
 using Whetstone.Nn;
 using Whetstone.Nn.Lora;
@@ -21,9 +22,11 @@ internal static class TransformerText
         {
             Need(c.Lora is null, "lora: needs a transformer (text.model: a Hugging Face model folder or org/name); word vectors have no Linear layers to adapt — drop the lora: section or set text.model.");
             Need(c.Freeze.Layers is null, "freeze.layers applies to transformers (text.model); with word vectors use text.tune_vectors.");
+            Need(c.Text.Pooling is null, "text.pooling applies to transformers (text.model); the word-vector encoder's pooling is text.encoder.");
             return;
         }
         Need(c.Text.Model.Length > 0, "text.model is empty.");
+        Need(c.Text.Pooling is null or "mean" or "cls", $"text.pooling must be mean or cls (got '{c.Text.Pooling}').");
         Need(c.Freeze.Layers is null or >= 0, $"freeze.layers must be ≥ 0 (got {c.Freeze.Layers}).");
         if (c.Lora is { } l)
         {
@@ -35,23 +38,37 @@ internal static class TransformerText
         }
     }
 
-    /// <summary>The model folder or hub name of <paramref name="name"/> (folders relative to the config file).</summary>
-    public static string Locate(TrainConfig cfg, string name)
+    /// <summary>
+    /// The Hugging Face folder or hub name of <paramref name="name"/>: <c>asset:NAME</c>, a folder or file relative to
+    /// the config file, or a hub name. An ONNX encoder graph (an <c>.onnx</c> file, or a folder holding one and no
+    /// safetensors) is imported once into a cached Hugging Face folder (<see cref="OnnxEncoder.ToHfFolder"/>).
+    /// </summary>
+    public static string Locate(TrainConfig cfg, string name, TextWriter? log = null) => Locate(name, cfg.BaseDirectory, log);
+
+    public static string Locate(string name, string baseDirectory, TextWriter? log = null)
     {
-        var local = Path.GetFullPath(Path.Combine(cfg.BaseDirectory, name));
+        var local = name.StartsWith("asset:", StringComparison.Ordinal) ? Assets.Resolve(name, baseDirectory, log: log) : Path.GetFullPath(Path.Combine(baseDirectory, name));
+        if (OnnxEncoder.FindGraph(local) is { } graph) return OnnxEncoder.ToHfFolder(graph, ConvertedCache, log).Folder;
+        if (File.Exists(local) && local.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase))
+            throw new ConfigException($"'{name}' is an ONNX graph without an input_ids input: not a text encoder (image models go in model.path).");
         return Directory.Exists(local) ? local : name;
     }
+
+    /// <summary>Where ONNX encoders converted to Hugging Face folders are kept (<c>$WHETSTONE_HOME/converted</c>).</summary>
+    public static string ConvertedCache => Path.Combine(Assets.Home, "converted");
 
     public static (TextNet Net, string Folder, LoraConfig? Lora) Prepare(TrainConfig cfg, string name, IReadOnlyList<string> labels, TextWriter log)
     {
         TextEncoderClassifier model;
         HfLoadReport report;
-        try { (model, report) = HfModel.Load(Locate(cfg, name), labels.Count, (int)(cfg.Seed % int.MaxValue)); }
+        try { (model, report) = HfModel.Load(Locate(cfg, name, log), labels.Count, (int)(cfg.Seed % int.MaxValue)); }
         catch (HfCheckpointException e) when (e.Fault == HfFault.ModelNotFound)
         { throw new ConfigException($"{cfg.Source}: text.model '{name}' {e.Message}", e); }
         log.WriteLine(report.ToString());
         if (report.Complete && report.Labels is { } own && !own.SequenceEqual(labels, StringComparer.Ordinal))
             log.WriteLine($"  note: the checkpoint's own head ({string.Join(", ", own)}) is kept and trained for this data's labels in head order ({string.Join(", ", labels)}).");
+        if (cfg.Text.Pooling is { } pooling) model.Pooling = pooling == "mean" ? TextPooling.Mean : TextPooling.Cls;
+        log.WriteLine($"  head input: {(model.Pooling == TextPooling.Mean ? "mean over tokens" : "first token")} (text.pooling: {(cfg.Text.Pooling ?? "the checkpoint's")})");
         if (model.Tokenizer is null) throw new ConfigException($"{cfg.Source}: text.model '{name}' ({report.Folder}) has no tokenizer files (vocab.txt, vocab.json + merges.txt or tokenizer.json).");
         var lora = Adapt(cfg, model, new Rng(cfg.Seed ^ 0x10CA));
         model.Train();
@@ -64,6 +81,8 @@ internal static class TransformerText
         var f = cfg.Freeze;
         try
         {
+            if (model.Pooling == TextPooling.Mean)                      // modules the mean-pooled head skips take no part
+                foreach (var m in model.UnusedWhenMean) Freezing.SetModuleTrainable(model, m, false);
             if (cfg.Lora is { } l)
             {
                 var lora = new LoraConfig { Rank = l.Rank, Alpha = l.Alpha, Dropout = l.Dropout, TargetModules = l.Targets ?? model.LoraTargets, ModulesToSave = model.LoraModulesToSave };
