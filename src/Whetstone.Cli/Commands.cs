@@ -72,8 +72,9 @@ internal static class Commands
 
     public static Command Evaluate(Option<int> threads)
     {
-        var cmd = new Command("evaluate", "Score a trained model (run folder or bundle) on a labelled dataset, next to the model before fine-tuning");
-        var model = new Argument<string>("model") { Description = "A run folder (runs/NAME) or a model bundle folder" };
+        var cmd = new Command("evaluate", "Score a trained model (run folder or bundle) on a labelled dataset, next to the model before fine-tuning; or a raw text checkpoint with its own head");
+        var model = new Argument<string>("model") { Description = "A run folder (runs/NAME), a model bundle folder, or a raw text checkpoint (Hugging Face folder or org/name, ONNX encoder, asset:NAME) with a classification head" };
+        var labels = LabelsOption();
         var data = new Option<string>("--data") { Description = "Labelled images: a folder with one subfolder per class, a CSV (image,label) or a folder of IDX files", Required = true };
         var format = new Option<string?>("--format") { Description = "idx, folder or csv (default: from the path)" };
         var limit = new Option<int>("--limit") { Description = "Evaluate at most this many examples (stratified, seeded)" };
@@ -87,9 +88,10 @@ internal static class Commands
         cmd.Options.Add(json);
         cmd.Options.Add(noBefore);
         cmd.Options.Add(report);
+        cmd.Options.Add(labels);
         cmd.SetAction(r => Guard(r, threads, () =>
         {
-            if (TaskRegistry.OfBundle(r.GetValue(model)!).Name == TextClassification.TaskName) return TextCommands.Evaluate(r.GetValue(model)!, r.GetValue(data)!, r.GetValue(format), r.GetValue(json), r.GetValue(noBefore));
+            if (IsTextModel(r.GetValue(model)!)) return TextCommands.Evaluate(r.GetValue(model)!, r.GetValue(data)!, r.GetValue(format), r.GetValue(json), r.GetValue(noBefore), Labels(r.GetValue(labels)));
             var bundle = ImageBundle.Load(r.GetValue(model)!);
             var path = Path.GetFullPath(r.GetValue(data)!);
             var fmt = r.GetValue(format) ?? DataSources.Detect(path);
@@ -123,13 +125,15 @@ internal static class Commands
         var files = new Argument<string[]>("files") { Description = "Image files (PNG, JPEG, BMP, GIF, TGA), or texts for a text model", Arity = ArgumentArity.OneOrMore };
         var top = new Option<int>("--top") { Description = "Show the k most likely labels", DefaultValueFactory = _ => 3 };
         var json = new Option<bool>("--json") { Description = "One JSON object per file" };
+        var labels = LabelsOption();
         cmd.Arguments.Add(model);
         cmd.Arguments.Add(files);
         cmd.Options.Add(top);
         cmd.Options.Add(json);
+        cmd.Options.Add(labels);
         cmd.SetAction(r => Guard(r, threads, () =>
         {
-            if (TaskRegistry.OfBundle(r.GetValue(model)!).Name == TextClassification.TaskName) return TextCommands.Predict(r.GetValue(model)!, r.GetValue(files)!, r.GetValue(top), r.GetValue(json));
+            if (IsTextModel(r.GetValue(model)!)) return TextCommands.Predict(r.GetValue(model)!, r.GetValue(files)!, r.GetValue(top), r.GetValue(json), Labels(r.GetValue(labels)));
             var bundle = ImageBundle.Load(r.GetValue(model)!);
             int k = Math.Clamp(r.GetValue(top), 1, bundle.Labels.Count);
             foreach (var file in r.GetValue(files)!)
@@ -153,6 +157,28 @@ internal static class Commands
             return 0;
         }));
         return cmd;
+    }
+
+    private static Option<string?> LabelsOption() => new("--labels")
+    {
+        Description = "Raw checkpoints: the label of each output in order, comma-separated or a file with one per line (default: the checkpoint's id2label)",
+    };
+
+    private static IReadOnlyList<string>? Labels(string? value) =>
+        value is null ? null
+        : File.Exists(value) ? File.ReadAllLines(value).Select(l => l.Trim()).Where(l => l.Length > 0).ToArray()
+        : value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+
+    /// <summary>A text-classification bundle or run, or a raw checkpoint that is not a bundle: a Hugging Face folder,
+    /// hub name, ONNX text encoder or text asset. Image models (bundles, TF.js, image ONNX graphs) are not.</summary>
+    private static bool IsTextModel(string path)
+    {
+        if (Bundle.InfoPath(path) is not null) return TaskRegistry.OfBundle(path).Name == TextClassification.TaskName;
+        if (path.StartsWith("asset:", StringComparison.Ordinal)) path = Training.Assets.Resolve(path, Directory.GetCurrentDirectory(), log: Console.Error);
+        if (File.Exists(Path.Combine(path, "config.json")) || Whetstone.Models.Importers.Onnx.OnnxEncoder.FindGraph(path) is not null) return true;
+        if (Directory.Exists(path) || File.Exists(path))
+            throw new BundleException($"'{path}' is neither a run, a bundle nor a text checkpoint (Hugging Face folder with config.json, ONNX encoder); scoring raw image checkpoints is not supported yet — fine-tune it (whet train) and evaluate the run.");
+        return true;   // a hub name: resolved (or refused) by the Hugging Face loader
     }
 
     public static Command Assets()

@@ -10,9 +10,14 @@ namespace Whetstone.Cli;
 /// <summary><c>whet evaluate</c> and <c>whet predict</c> for text-classification bundles.</summary>
 internal static class TextCommands
 {
-    public static int Evaluate(string modelPath, string dataPath, string? format, bool json, bool noBefore)
+    /// <summary>A text bundle or run folder, else a raw checkpoint scored with its own head (<see cref="TextBundle.FromCheckpoint"/>).</summary>
+    public static LoadedTextBundle Open(string modelPath, IReadOnlyList<string>? labels, TextWriter? log) =>
+        Bundle.InfoPath(modelPath) is not null ? TextBundle.Load(modelPath, log) : TextBundle.FromCheckpoint(modelPath, labels, log);
+
+    public static int Evaluate(string modelPath, string dataPath, string? format, bool json, bool noBefore, IReadOnlyList<string>? labels)
     {
-        var bundle = TextBundle.Load(modelPath, json ? null : Console.Out);
+        var bundle = Open(modelPath, labels, json ? null : Console.Out);
+        bool raw = bundle.Info["source"]?.GetValue<string>() == "checkpoint";     // a raw checkpoint is the model before fine-tuning
         var path = Path.GetFullPath(dataPath);
         // read the data as the run did (columns, label map, bad rows) from the run's resolved config when there is one
         var runConfig = Path.Combine(Path.GetDirectoryName(bundle.Path)!, "config.yaml");
@@ -24,14 +29,14 @@ internal static class TextCommands
         }).WithLabels(bundle.Labels, "evaluation data");
         var ids = set.Rows.Select(r => bundle.Net.Tokenize(r.Text, r.Pair, bundle.MaxLength)).ToArray();
         var after = TextClassification.Score(bundle.Net, ids, set.Labels, set.LabelNames);
-        EvalResult? before = noBefore ? null : TextClassification.Score(TextBundle.BeforeFineTuning(bundle), ids, set.Labels, set.LabelNames);
+        EvalResult? before = noBefore || raw ? null : TextClassification.Score(TextBundle.BeforeFineTuning(bundle), ids, set.Labels, set.LabelNames);
         Console.WriteLine(json ? EvalJson.Write(after, before, Path.GetFileName(path)) : EvalJson.Text(after, before));
         return 0;
     }
 
-    public static int Predict(string modelPath, IReadOnlyList<string> texts, int top, bool json)
+    public static int Predict(string modelPath, IReadOnlyList<string> texts, int top, bool json, IReadOnlyList<string>? labels)
     {
-        var bundle = TextBundle.Load(modelPath);
+        var bundle = Open(modelPath, labels, null);
         int k = Math.Clamp(top, 1, bundle.Labels.Count);
         var probs = bundle.Predict(texts);
         for (int t = 0; t < texts.Count; t++)

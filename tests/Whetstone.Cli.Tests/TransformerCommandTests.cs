@@ -63,4 +63,42 @@ public sealed class TransformerCommandTests : IDisposable
         Assert.Equal(1, bad.Code);
         Assert.StartsWith("error:", bad.Err, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void RawCheckpointIsScoredWithItsOwnHeadBeforeAnyTraining()
+    {
+        var ckpt = Fixture("bert-tiny");                          // BertForSequenceClassification, id2label neg/neu/pos
+        var predict = Whet("predict", ckpt, "it is good", "the dog was bad", "--json");
+        Assert.True(predict.Code == 0, predict.Out + predict.Err);
+        var lines = predict.Out.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonNode.Parse(l)!).ToArray();
+        Assert.Equal(2, lines.Length);
+
+        // the same probabilities as the checkpoint computes in process
+        var (model, _) = Whetstone.Models.Importers.Hf.HfModel.Load(ckpt);
+        var batch = model.Tokenizer!.EncodeBatch(["it is good"]);
+        float[] p;
+        using (Whetstone.Tensors.Autograd.Graph.NoGrad())
+            p = model.Forward(batch.Ids, batch.Batch, batch.SeqLen, batch.MaskTensor(), batch.TokenTypeIds).Softmax().ToArray();
+        var top = lines[0]["top"]!.AsArray();
+        Assert.Equal(3, top.Count);
+        foreach (var t in top)
+        {
+            int i = Array.IndexOf(new[] { "neg", "neu", "pos" }, t!["label"]!.GetValue<string>());
+            Assert.True(i >= 0, t.ToJsonString());
+            Assert.Equal(p[i], t["probability"]!.GetValue<double>(), 5);
+        }
+
+        // labels renamed on the command line; evaluation has no "before" (the checkpoint is the model before fine-tuning)
+        Data("test.jsonl", 24);
+        var evaluate = Whet("evaluate", ckpt, "--data", "test.jsonl", "--json", "--labels", "neg,neu,pos");
+        Assert.True(evaluate.Code == 0, evaluate.Out + evaluate.Err);
+        var result = JsonNode.Parse(evaluate.Out)!;
+        Assert.InRange(result["accuracy"]!.GetValue<double>(), 0, 1);
+        Assert.Null(result["before"]);
+
+        // a head with another label count would be untrained: refused, not scored
+        var refused = Whet("predict", ckpt, "it is good", "--labels", "a,b");
+        Assert.Equal(1, refused.Code);
+        Assert.Contains("no trained classification head", refused.Err, StringComparison.Ordinal);
+    }
 }

@@ -182,6 +182,29 @@ public static class TextBundle
         return new TextNet(model);
     }
 
+    /// <summary>
+    /// A raw Hugging Face checkpoint (folder, hub-cache name, ONNX encoder graph or <c>asset:NAME</c>) as a bundle, to
+    /// score or use it before any fine-tuning: its own classification head, labels from <paramref name="labels"/> or the
+    /// checkpoint's <c>id2label</c>. A checkpoint without a head is refused (an untrained head's scores mean nothing).
+    /// </summary>
+    public static LoadedTextBundle FromCheckpoint(string pathOrName, IReadOnlyList<string>? labels, TextWriter? log = null)
+    {
+        ArgumentNullException.ThrowIfNull(pathOrName);
+        var folder = TransformerText.Locate(pathOrName, Directory.GetCurrentDirectory(), log);
+        var (model, report) = HfModel.Load(folder, labels?.Count, 0);
+        log?.WriteLine(report.ToString());
+        if (!report.Complete)
+            throw new BundleException($"{pathOrName}: the checkpoint has no trained classification head{(labels is null ? "" : $" with {labels.Count} outputs")} ({string.Join(", ", report.NewModules)} would be untrained, so its scores would mean nothing); fine-tune it first: whet train CONFIG with text.model: {pathOrName}.");
+        if (model.Tokenizer is null) throw new BundleException($"{pathOrName} ({report.Folder}) has no tokenizer files (vocab.txt, vocab.json + merges.txt or tokenizer.json).");
+        var names = labels ?? report.Labels ?? Enumerable.Range(0, model.NumLabels).Select(i => $"LABEL_{i}").ToArray();
+        var info = new JsonObject
+        {
+            ["task"] = TextClassification.TaskName, ["source"] = "checkpoint",
+            ["encoder"] = new JsonObject { ["kind"] = "transformer", ["model_type"] = model.ModelType, ["model_path"] = report.Folder, ["pooling"] = PoolingName(model.Pooling) },
+        };
+        return new LoadedTextBundle(report.Folder, new TextNet(model), names.ToArray(), Math.Min(model.MaxSequenceLength, 512), info, 0);
+    }
+
     public static LoadedTextBundle Load(string path, TextWriter? log = null)
     {
         var (dir, infoPath, info) = Bundle.ReadInfo(path);
