@@ -15,6 +15,9 @@ internal sealed class OnnxTestModel(long opset = 13)
 
     public OnnxTestModel Input(string name, params object[] dims) { _inputs.Add(ValueInfo(name, dims)); return this; }
 
+    /// <summary>An int64 input (token ids, masks).</summary>
+    public OnnxTestModel InputInt64(string name, params object[] dims) { _inputs.Add(ValueInfo(name, dims, elemType: 7)); return this; }
+
     public OnnxTestModel Output(string name, params object[] dims) { _outputs.Add(ValueInfo(name, dims)); return this; }
 
     /// <summary>A float initializer; values default to a seeded smooth pattern.</summary>
@@ -115,12 +118,12 @@ internal sealed class OnnxTestModel(long opset = 13)
     });
 
     /// <summary>ValueInfoProto for a float tensor; dims are ints or symbol names; null dims: shape not given.</summary>
-    private static byte[] ValueInfo(string name, object[]? dims) => Msg(v =>
+    private static byte[] ValueInfo(string name, object[]? dims, int elemType = 1) => Msg(v =>
     {
         v.WriteTag(1, WireFormat.WireType.LengthDelimited); v.WriteString(name);
         Sub(v, 2, Msg(type => Sub(type, 1, Msg(tensor =>
         {
-            tensor.WriteTag(1, WireFormat.WireType.Varint); tensor.WriteInt32(1);
+            tensor.WriteTag(1, WireFormat.WireType.Varint); tensor.WriteInt32(elemType);
             if (dims is null || dims.Length == 0) return;
             Sub(tensor, 2, Msg(shape =>
             {

@@ -216,7 +216,7 @@ public static class HfModel
             }
             catch (JsonException e) { throw new HfCheckpointException(HfFault.InvalidConfig, modules, $"not valid JSON ({e.Message})."); }
         }
-        if (model.UnusedWhenMean.Count > 0 && model.UnusedWhenMean.All(fresh.Contains))
+        if (model.UnusedWhenMean.Count > 0 && model.UnusedWhenMean.All(u => fresh.Any(f => f == u || f.StartsWith(u + ".", StringComparison.Ordinal))))
             return (TextPooling.Mean, $"pooling: mean over tokens (the checkpoint has no {string.Join(", ", model.UnusedWhenMean)}: a sentence-embedding checkpoint)");
         return (TextPooling.Cls, null);
     }
