@@ -186,14 +186,14 @@ internal static class Commands
             Console.WriteLine("Image backbones (task: image-classification; cut at a layer, new head sized from the labels):");
             Console.WriteLine("  TF.js layers models   folder with model.json + shards, or nsfwjs' model.min.js; Keras layers:");
             Console.WriteLine("                        " + string.Join(", ", Whetstone.Models.Importers.Tfjs.KerasLayers.Supported.Order(StringComparer.Ordinal)));
-            Console.WriteLine("  ONNX graphs           .onnx file; operators:");
+            Console.WriteLine("  ONNX graphs           .onnx file, or a folder with one network (+ its preprocessing graph); operators:");
             Console.WriteLine("                        " + string.Join(", ", Whetstone.Models.Importers.Onnx.OnnxOps.Supported.Order(StringComparer.Ordinal)));
             Console.WriteLine("Text encoders (task: text-classification):");
             Console.WriteLine("  Hugging Face folders  config.json + model.safetensors (sharded or not) + tokenizer files, or org/name in the HF hub cache;");
             Console.WriteLine("                        model_type: " + string.Join(", ", Whetstone.Models.Importers.Hf.HfModel.SupportedModelTypes));
             Console.WriteLine("  Word vectors          GloVe in wink's JSON layout (asset glove100), pooling or 1-D CNN encoder");
             Console.WriteLine("Pre-trained assets (whet assets fetch NAME):");
-            foreach (var name in new[] { "mobilenet_v2", "inception_v3", "ppocr_cls", "glove100" })
+            foreach (var name in new[] { "mobilenet_v2", "inception_v3", "ppocr_cls", "resnet18", "glove100" })
                 Console.WriteLine($"  {name,-15} {(Training.Assets.IsCached(name) ? "cached " : "missing")}  asset:{name}");
             return 0;
         }));
@@ -216,6 +216,12 @@ internal static class Commands
                 Console.WriteLine($"{node.Name.PadRight(w)}  {node.Kind,-24} {(count > 0 ? count.ToString("N0") : ""),10}  ← {string.Join(", ", node.Inputs)}");
             }
             Console.WriteLine($"{graph.Nodes.Count} layers, {graph.ParameterCount():N0} parameters; default feature layer: {ModelSource.DefaultFeatureLayer(graph)}");
+            if (ModelSource.PreprocessingGraph(full) is { } prep)
+            {
+                var p = Whetstone.Models.Importers.Onnx.OnnxPreprocess.Import(prep);
+                Console.WriteLine($"preprocessing graph {Path.GetFileName(prep)} (used by default, data.preprocess_graph: auto):");
+                foreach (var step in p.Steps) Console.WriteLine("  " + step);
+            }
             return 0;
         }));
         return cmd;

@@ -76,8 +76,10 @@ public static class OnnxPreprocess
 
         private OnnxImportException Fail(string message) => new($"Cannot use '{source}' as image preprocessing: {message}");
 
-        private OnnxImportException Node(OnnxNodeProto n, string why) =>
-            Fail($"node '{(n.Name.Length > 0 ? n.Name : n.Outputs.FirstOrDefault())}' ({n.OpType}): {why}.");
+        private OnnxImportException Node(OnnxNodeProto n, string why) => Fail($"node '{NameOf(n)}' ({n.OpType}): {why}.");
+
+        /// <summary>The node's name, or (ML.NET's graphs leave names empty) its first output's.</summary>
+        private static string NameOf(OnnxNodeProto n) => n.Name.Length > 0 ? n.Name : n.Outputs.FirstOrDefault() ?? "";
 
         public OnnxPreprocessing Run()
         {
@@ -133,7 +135,7 @@ public static class OnnxPreprocess
         {
             if (n.Outputs.Count(o => o.Length > 0) != 1) throw Node(n, "it must have exactly one output");
             _values[n.Outputs[0]] = value;
-            _steps.Add($"{n.OpType} '{n.Name}': {step}");
+            _steps.Add($"{n.OpType} '{NameOf(n)}': {step}");
         }
 
         private void Apply(OnnxNodeProto n)
@@ -188,7 +190,7 @@ public static class OnnxPreprocess
                 if (outs[i].Length > 0) _values[outs[i]] = x[at..(at + (int)sizes[i])];
                 at += (int)sizes[i];
             }
-            _steps.Add($"Split '{n.Name}': channels into [{string.Join(", ", sizes)}]");
+            _steps.Add($"Split '{NameOf(n)}': channels into [{string.Join(", ", sizes)}]");
         }
 
         /// <summary>Add/Sub/Mul/Div of the image value and a constant that broadcasts over [N, C, H, W].</summary>
