@@ -11,6 +11,7 @@ internal static class Program
         ["load-bert"] = ("HfModel.Load of a random bert-base-shaped safetensors checkpoint (110M params, /tmp) [--reps N] [--dir PATH]", HfLoadBench.Run),
         ["tokenize"] = ("Tokenization throughput: WordPiece (bert_vocab) and byte-level BPE (gpt2_bpe) over the sentiment sentences [--threads 1,2] [--repeat N]", TokenizeBench.Run),
         ["checkpoint"] = ("Resume checkpoints: bert-base + AdamW write/verify-read vs its own load, and the quickstart top-blocks run's per-epoch share [bert-base|epoch|all] [--reps N] [--epochs N]", CheckpointBench.Run),
+        ["resnet18"] = ("ResNet-18 (ML.NET ONNX) frozen-backbone feature pass vs ONNX Runtime, images/s [--batch 32] [--threads 2] [--reps N] [--size 224] [--no-ref]", ResNet18Bench.Run),
         ["gemm-parts"] = ("GEMM pieces alone: micro-kernel GFLOP/s on cached panels, packing rates [--kernel 14x32] [--mc N --kc N]", GemmBench.Parts),
     };
 

@@ -78,6 +78,22 @@ public sealed record DataConfig
     public string Normalization { get; init; } = "auto";
     public List<float>? Mean { get; init; }
     public List<float>? Std { get; init; }
+    /// <summary>
+    /// Channel order the backbone reads: <c>auto</c> (the preprocessing graph's, else RGB), <c>rgb</c> or <c>bgr</c>.
+    /// <see cref="Mean"/>/<see cref="Std"/> and the mean image are in this order.
+    /// </summary>
+    public string Channels { get; init; } = "auto";
+    /// <summary>
+    /// A per-pixel mean image subtracted from the pixels (0–255 units, model channel order) before mean/std: a
+    /// <c>.safetensors</c> file with one tensor [3, H, W] or [1, 3, H, W], H × W the input size.
+    /// </summary>
+    public string? MeanImage { get; init; }
+    /// <summary>
+    /// An ONNX image preprocessing graph (channel split/concat reorder, Sub of a constant mean image, Mul/Div/Add by
+    /// constants) read into channels, mean image and mean/std: <c>auto</c> (the one in the model folder, when it has
+    /// one, e.g. asset:resnet18's ResNetPreprocess.onnx), <c>none</c>, or a path to an .onnx file.
+    /// </summary>
+    public string PreprocessGraph { get; init; } = "auto";
     public string ImageColumn { get; init; } = "image";
     public string LabelColumn { get; init; } = "label";
     public AugmentConfig Augment { get; init; } = new();

@@ -158,25 +158,35 @@ internal static class ImageTransform
                 }
             }
 
-            // Vertical pass, normalisation, padding, flip: dst (3, H, W).
+            // Vertical pass, channel order, mean image, normalisation, padding, flip: dst (3, H, W). Padding is a 0 pixel.
             int plane = sh * sw;
+            var mean = p.MeanImage?.Values;
             for (int ch = 0; ch < 3; ch++)
             {
                 var (a, b) = p.Normalization.Affine(ch);
+                int src = p.Channels == ChannelOrder.Bgr ? 2 - ch : ch;
                 var outPlane = dst.Slice(ch * plane, plane);
+                var meanPlane = mean is null ? default : mean.AsSpan(ch * plane, plane);
                 for (int oy = 0; oy < sh; oy++)
                 {
                     var outRow = outPlane.Slice(oy * sw, sw);
+                    var meanRow = mean is null ? default : meanPlane.Slice(oy * sw, sw);
                     int n = ty.Count[oy];
-                    if (n == 0) { outRow.Fill(b); continue; }
+                    if (n == 0)
+                    {
+                        if (mean is null) outRow.Fill(b);
+                        else for (int ox = 0; ox < sw; ox++) outRow[ox] = -meanRow[ox] * a + b;
+                        continue;
+                    }
                     int r0 = ty.Start[oy] - rowLo, wb = oy * ty.Stride;
                     for (int ox = 0; ox < sw; ox++)
                     {
                         int dx = plan.Flip ? sw - 1 - ox : ox;
-                        if (tx.Count[ox] == 0) { outRow[dx] = b; continue; }
+                        float m = mean is null ? 0 : meanRow[dx];
+                        if (tx.Count[ox] == 0) { outRow[dx] = -m * a + b; continue; }
                         float v = 0;
-                        for (int k = 0; k < n; k++) v += ty.Weights[wb + k] * tmp[((r0 + k) * sw + ox) * 3 + ch];
-                        outRow[dx] = v * a + b;
+                        for (int k = 0; k < n; k++) v += ty.Weights[wb + k] * tmp[((r0 + k) * sw + ox) * 3 + src];
+                        outRow[dx] = (v - m) * a + b;
                     }
                 }
             }

@@ -60,6 +60,94 @@ public sealed record Normalization(float[] Mean, float[] Std)
     public override int GetHashCode() => HashCode.Combine(Mean.Length, Mean.FirstOrDefault(), Std.FirstOrDefault());
 }
 
+/// <summary>The order of the three colour channels the model reads (decoded images are RGB).</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<ChannelOrder>))]
+public enum ChannelOrder
+{
+    Rgb,
+    /// <summary>Blue, green, red (Caffe/CNTK-trained models such as ML.NET's ResNet-18).</summary>
+    Bgr,
+}
+
+/// <summary>
+/// A per-pixel mean image subtracted from the pixels (0–255 units) before the normalisation: (Channels, Height, Width)
+/// in the model's channel order, as ML.NET's ResNet-18 preprocessing does with its 3×224×224 ImageNet mean. In JSON
+/// the values travel as base64 of little-endian float32 next to their shape, source and SHA-256.
+/// </summary>
+[JsonConverter(typeof(MeanImageJsonConverter))]
+public sealed class MeanImage : IEquatable<MeanImage>
+{
+    public MeanImage(int channels, int height, int width, float[] values, string source)
+    {
+        ArgumentNullException.ThrowIfNull(values);
+        if (channels != 3 || height <= 0 || width <= 0) throw new ArgumentException($"A mean image is [3, H, W]; got [{channels}, {height}, {width}].");
+        if (values.Length != channels * height * width) throw new ArgumentException($"A [{channels}, {height}, {width}] mean image needs {channels * height * width} values; got {values.Length}.");
+        if (values.Any(v => !float.IsFinite(v))) throw new ArgumentException("A mean image must hold finite values.");
+        (Channels, Height, Width, Values, Source) = (channels, height, width, values, source ?? "");
+    }
+
+    public int Channels { get; }
+    public int Height { get; }
+    public int Width { get; }
+
+    /// <summary>(Channels, Height, Width), row-major.</summary>
+    public float[] Values { get; }
+
+    /// <summary>Where it came from (a file, or a preprocessing graph's node), for messages.</summary>
+    public string Source { get; }
+
+    /// <summary>SHA-256 (hex) of the values as little-endian float32.</summary>
+    public string Sha256 => Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(Values.AsSpan())));
+
+    public bool Equals(MeanImage? other) =>
+        other is not null && Channels == other.Channels && Height == other.Height && Width == other.Width && Values.AsSpan().SequenceEqual(other.Values);
+
+    public override bool Equals(object? obj) => Equals(obj as MeanImage);
+    public override int GetHashCode() => HashCode.Combine(Channels, Height, Width, Values.Length > 0 ? Values[0] : 0);
+}
+
+internal sealed class MeanImageJsonConverter : JsonConverter<MeanImage>
+{
+    public override MeanImage Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+    {
+        using var doc = JsonDocument.ParseValue(ref reader);
+        var e = doc.RootElement;
+        try
+        {
+            var shape = e.GetProperty("Shape").EnumerateArray().Select(d => d.GetInt32()).ToArray();
+            if (shape.Length != 3) throw new DataException($"MeanImage.Shape must have 3 entries, not {shape.Length}.");
+            var bytes = Convert.FromBase64String(e.GetProperty("F32Base64").GetString() ?? "");
+            if (bytes.Length % 4 != 0) throw new DataException("MeanImage.F32Base64 is not a whole number of float32 values.");
+            var values = new float[bytes.Length / 4];
+            Buffer.BlockCopy(bytes, 0, values, 0, bytes.Length);
+            var image = new MeanImage(shape[0], shape[1], shape[2], values, e.TryGetProperty("Source", out var src) ? src.GetString() ?? "" : "");
+            if (e.TryGetProperty("Sha256", out var sha) && sha.GetString() is { } want && want != image.Sha256)
+                throw new DataException($"MeanImage values do not match their SHA-256 ({want}).");
+            return image;
+        }
+        catch (Exception ex) when (ex is KeyNotFoundException or FormatException or InvalidOperationException or ArgumentException)
+        {
+            throw new DataException($"MeanImage in the preprocessing JSON is malformed: {ex.Message}", ex);
+        }
+    }
+
+    public override void Write(Utf8JsonWriter writer, MeanImage value, JsonSerializerOptions options)
+    {
+        writer.WriteStartObject();
+        writer.WriteStartArray("Shape");
+        writer.WriteNumberValue(value.Channels);
+        writer.WriteNumberValue(value.Height);
+        writer.WriteNumberValue(value.Width);
+        writer.WriteEndArray();
+        writer.WriteString("Source", value.Source);
+        writer.WriteString("Sha256", value.Sha256);
+        var bytes = new byte[value.Values.Length * 4];
+        Buffer.BlockCopy(value.Values, 0, bytes, 0, bytes.Length);
+        writer.WriteString("F32Base64", Convert.ToBase64String(bytes));
+        writer.WriteEndObject();
+    }
+}
+
 /// <summary>Seeded training augmentation; every option off by default. Used only where a loader augments.</summary>
 public sealed record AugmentOptions
 {
@@ -84,7 +172,8 @@ public sealed record AugmentOptions
 /// <summary>
 /// Image preprocessing, as it travels with a model bundle (plain properties, System.Text.Json round trip):
 /// decode → RGB (grey replicated, alpha dropped) → resize (<see cref="Resize"/>) → crop <see cref="ImageSize"/>²
-/// → normalise → NCHW float. Resizing is bilinear with half-pixel centres (align_corners=False) and, when shrinking,
+/// → channel order (<see cref="Channels"/>) → minus the mean image (<see cref="MeanImage"/>, when there is one) →
+/// normalise → NCHW float. Resizing is bilinear with half-pixel centres (align_corners=False) and, when shrinking,
 /// PIL's antialiasing (the triangle filter widened by the scale): torchvision's <c>resize(antialias=True)</c> on
 /// float tensors. Upscaling equals <c>F.interpolate(mode="bilinear", align_corners=False)</c>.
 /// </summary>
@@ -109,6 +198,12 @@ public sealed record Preprocess
 
     public Normalization Normalization { get; init; } = Normalization.ImageNet;
 
+    /// <summary>The channel order the model reads; mean, std and the mean image are given in this order.</summary>
+    public ChannelOrder Channels { get; init; } = ChannelOrder.Rgb;
+
+    /// <summary>Subtracted from the pixels (0–255 units) before <see cref="Normalization"/>; [3, Height, Width]; null for none.</summary>
+    public MeanImage? MeanImage { get; init; }
+
     /// <summary>Training augmentation (a loader applies it only when asked to augment).</summary>
     public AugmentOptions Augment { get; init; } = AugmentOptions.None;
 
@@ -131,6 +226,9 @@ public sealed record Preprocess
         if (ResizeTo < 0 || (Resize == ResizeMode.ShorterSide && ResizeTo != 0 && ResizeTo < Math.Max(Height, Width)))
             throw new ArgumentException($"ResizeTo {ResizeTo} must be 0 or at least the crop's larger side {Math.Max(Height, Width)}.");
         (Normalization ?? throw new ArgumentException("Normalization is required.")).Validate();
+        if (!Enum.IsDefined(Channels)) throw new ArgumentException($"Channels must be Rgb or Bgr, not {Channels}.");
+        if (MeanImage is { } m && (m.Height != Height || m.Width != Width))
+            throw new ArgumentException($"The mean image ({m.Source}) is {m.Channels}×{m.Height}×{m.Width} but the model input is 3×{Height}×{Width}; use that input size (data.image_size) or a mean image of this size.");
         var a = Augment ?? throw new ArgumentException("Augment is required (AugmentOptions.None for none).");
         if (a.CropPadding < 0) throw new ArgumentException($"CropPadding must be ≥ 0, not {a.CropPadding}.");
         if (!(a.MinCropScale is > 0 and <= 1)) throw new ArgumentException($"MinCropScale must be in (0, 1], not {a.MinCropScale}.");

@@ -43,6 +43,9 @@ public sealed class ImageClassification : ClassificationTask
     public string ModelPath { get; }
     public string FeatureLayer { get; }
 
+    /// <summary>The ONNX preprocessing graph the pixel preprocessing was read from, or null when it was set by hand.</summary>
+    public string? PreprocessGraph { get; }
+
     public override IReadOnlyList<string> Labels => TrainSet.Labels;
 
     private ImageClassification(TrainConfig cfg, TextWriter log) : base(cfg, log)
@@ -62,14 +65,20 @@ public sealed class ImageClassification : ClassificationTask
         var declared = graph.InputShape is { Length: 3 } s && s[1] > 0 ? s : null;
         int height = cfg.Data.ImageSize > 0 ? cfg.Data.ImageSize : declared?[1] ?? 224;
         int width = cfg.Data.ImageWidth > 0 ? cfg.Data.ImageWidth : cfg.Data.ImageSize > 0 ? height : declared is not null && declared[2] > 0 ? declared[2] : height;
+        var pixels = ModelPreprocessing.Resolve(cfg, ModelPath, height, width);
+        PreprocessGraph = pixels.Graph;
         Preprocess = new Preprocess
         {
             ImageSize = height,
             ImageWidth = width == height ? 0 : width,
-            Normalization = NormalizationFor(cfg, ModelPath),
+            Normalization = pixels.Normalization,
+            Channels = pixels.Channels,
+            MeanImage = pixels.MeanImage,
             Augment = new AugmentOptions { HorizontalFlip = cfg.Data.Augment.Flip, CropPadding = cfg.Data.Augment.CropPadding },
         };
         Preprocess.Validate();
+        if (PreprocessGraph is not null)
+            log.WriteLine($"preprocessing from {Path.GetFileName(PreprocessGraph)}: {DescribePixels(Preprocess)}");
         (TrainSet, ValidationSet, TestSet) = LoadData(cfg);
 
         // ---- head sized from the labels
@@ -122,27 +131,6 @@ public sealed class ImageClassification : ClassificationTask
         Need(c.Data.Validation is >= 0 and < 1, $"data.validation is a fraction in [0, 1) (got {c.Data.Validation}).");
         foreach (var u in c.Unfreeze)
             Need(u.Epoch >= 1 && u.Epoch <= t.Epochs && u.From.Length > 0, $"unfreeze: each step needs epoch in 1..{t.Epochs} and a layer in 'from' (got epoch {u.Epoch}, from '{u.From}').");
-    }
-
-    private static Normalization NormalizationFor(TrainConfig cfg, string modelPath)
-    {
-        var d = cfg.Data;
-        if (d.Mean is not null || d.Std is not null)
-        {
-            if (d.Mean is null || d.Std is null) throw new ConfigException($"{cfg.Source}: data.mean and data.std go together.");
-            var n = new Normalization(d.Mean.ToArray(), d.Std.ToArray());
-            try { n.Validate(); } catch (ArgumentException e) { throw new ConfigException($"{cfg.Source}: data.mean/std: {e.Message}", e); }
-            return n;
-        }
-        return d.Normalization switch
-        {
-            // nsfwjs feeds its TF.js models pixels / 255 (dist/esm/core.js); PaddleOCR's classifier expects (x/255 − 0.5) / 0.5.
-            "auto" => ModelSource.FormatOf(modelPath) == "onnx" ? Normalization.MinusOneToOne : Normalization.ZeroToOne,
-            "zero_to_one" => Normalization.ZeroToOne,
-            "minus_one_to_one" => Normalization.MinusOneToOne,
-            "imagenet" => Normalization.ImageNet,
-            _ => throw new ConfigException($"{cfg.Source}: data.normalization must be auto, zero_to_one, minus_one_to_one or imagenet (or give data.mean and data.std); got '{d.Normalization}'."),
-        };
     }
 
     private (ImageDataset Train, ImageDataset Validation, ImageDataset? Test) LoadData(TrainConfig cfg)
@@ -253,10 +241,20 @@ public sealed class ImageClassification : ClassificationTask
         long cacheBytes = cache is null ? 0 : (long)Shapes.Size(shapeOf[cache][1..]) * 4 * (TrainSet.Count + ValidationSet.Count + (TestSet?.Count ?? 0));
         sb.AppendLine();
         sb.AppendLine($"parameters: {total:N0} total, {trainableCount:N0} trainable ({100.0 * trainableCount / total:F2}%)");
-        sb.AppendLine($"input: [3, {h}, {w}], {Preprocess.Normalization.Mean[0]}/{Preprocess.Normalization.Std[0]} normalisation; data: {TrainSet.Count} train, {ValidationSet.Count} validation, {TestSet?.Count ?? 0} test, {Labels.Count} classes");
+        sb.AppendLine($"input: [3, {h}, {w}], {DescribePixels(Preprocess)}{(PreprocessGraph is null ? "" : $" (from {Path.GetFileName(PreprocessGraph)})")}; data: {TrainSet.Count} train, {ValidationSet.Count} validation, {TestSet?.Count ?? 0} test, {Labels.Count} classes");
         sb.AppendLine($"feature cache: {(cache is null ? "off (" + (Config.Data.Augment.Enabled ? "augmentation on" : !Config.Train.FeatureCache ? "disabled" : "the first layer trains") + ")" : $"at '{cache}', {mb(cacheBytes):F0} MB")}");
         sb.AppendLine($"memory estimate (batch {batch}): weights {mb(weights):F1} MB + gradients {mb(grads):F1} MB + optimizer {mb(optState):F1} MB + activations ~{mb(acts):F0} MB + cache {mb(cacheBytes):F0} MB ≈ {mb(weights + grads + optState + acts + cacheBytes):F0} MB");
         return sb.ToString();
+    }
+
+    /// <summary>"BGR, minus a 3×224×224 mean image, mean 0 / std 0.00392" and the like.</summary>
+    internal static string DescribePixels(Preprocess p)
+    {
+        static string List(float[] v) => v.Length == 1 ? v[0].ToString("G4", System.Globalization.CultureInfo.InvariantCulture)
+            : "[" + string.Join(", ", v.Select(x => x.ToString("G4", System.Globalization.CultureInfo.InvariantCulture))) + "]";
+        return $"{p.Channels.ToString().ToUpperInvariant()}"
+            + (p.MeanImage is { } m ? $", minus a {m.Channels}×{m.Height}×{m.Width} mean image" : "")
+            + $", mean {List(p.Normalization.Mean)} / std {List(p.Normalization.Std)} (on pixels/255)";
     }
 
     // ------------------------------------------------------------------ evaluation
