@@ -156,6 +156,37 @@ public class NnOpsTests
         GradCheck.Op(x => Fused(x[0]), [qkv]);
     }
 
+    [Theory]
+    [InlineData(false, false, 0f)]
+    [InlineData(true, true, 0f)]
+    [InlineData(false, true, 0.3f)]
+    public void MergedHeadAttentionMatchesSplitHeadsAndMerge(bool causal, bool padded, float dropout)
+    {
+        // q, k, v as (B, T, H·Dh) projections; the reference splits them into (B, H, T, Dh) views and merges the result
+        int b = 2, t = 7, h = 3, dh = 5, d = h * dh;
+        var pad = padded ? Tensor.From([1f, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0], b, t) : null;
+        Tensor Split(Tensor x) => x.Reshape(b, t, h, dh).Permute(0, 2, 1, 3);
+        Tensor Reference(Tensor[] x) => Tensor.ScaledDotProductAttention(Split(x[0]), Split(x[1]), Split(x[2]), causal, pad,
+            dropout: dropout, rng: dropout > 0 ? new Rng(5) : null).Permute(0, 2, 1, 3).Reshape(b, t, d);
+        Tensor Merged(Tensor[] x) => Tensor.MultiHeadAttention(x[0], x[1], x[2], h, causal, pad, dropout: dropout, rng: dropout > 0 ? new Rng(5) : null);
+        Tensor[] Inputs() => [GradCheck.Random(11, b, t, d), GradCheck.Random(12, b, t, d), GradCheck.Random(13, b, t, d)];
+        var xr = Inputs(); var xm = Inputs();
+        foreach (var x in xr.Concat(xm)) x.RequiresGrad = true;
+        var w = GradCheck.Random(14, b, t, d);
+        var yr = Reference(xr); var ym = Merged(xm);
+        Assert.Equal(yr.ToArray(), ym.ToArray());                 // same kernel, same order: bit-identical
+        (yr * w).Sum().Backward(); (ym * w).Sum().Backward();
+        for (int i = 0; i < 3; i++) Assert.Equal(xr[i].Grad!.ToArray(), xm[i].Grad!.ToArray());
+        GradCheck.Op(Merged, Inputs());
+    }
+
+    [Fact]
+    public void MergedHeadAttentionWithOneTensorInEveryRoleAddsItsGradients()
+    {
+        var x = GradCheck.Random(4, 2, 5, 6);
+        GradCheck.Op(t => Tensor.MultiHeadAttention(t[0], t[0], t[0], 2), [x]);
+    }
+
     [Fact]
     public void AttentionWithOneTensorInEveryRoleAddsItsGradients()
     {
