@@ -14,6 +14,10 @@ internal static class EncoderOps
         // heads read and their gradients written in place in the (B, T, H·Dh) projections: no split or merge copies
         Tensor.MultiHeadAttention(q, k, v, heads, causal: false, mask, dropout: dropout, rng: dropout > 0 ? rng : null);
 
+    /// <summary>norm(x + residual) as one fused op (post-LN residual blocks of BERT and DistilBERT).</summary>
+    public static Tensor AddNorm(Whetstone.Nn.Layers.LayerNorm norm, Tensor x, Tensor residual) =>
+        Tensor.AddLayerNorm(x, residual, norm.Weight, norm.Bias, norm.Eps);
+
     /// <summary>Absolute position ids 0 … T-1 (BERT, DistilBERT); a sequence longer than the table is an error.</summary>
     public static int[] AbsolutePositions(int t, int maxPositions)
     {

@@ -63,6 +63,51 @@ public sealed partial class Tensor
     }
 
     /// <summary>
+    /// LayerNorm(x + residual) over the last axis in one op (the post-LN residual of BERT-style blocks): the sum is
+    /// formed row by row inside the normalisation, and backward writes the input gradient into both addends at once.
+    /// </summary>
+    public static Tensor AddLayerNorm(Tensor x, Tensor residual, Tensor? gamma, Tensor? beta, float eps = 1e-5f)
+    {
+        if (!Shapes.Equal(x.Dims, residual.Dims)) throw new ArgumentException($"AddLayerNorm: shapes {Shapes.Format(x.Dims)} and {Shapes.Format(residual.Dims)} differ.");
+        x = x.Contiguous();
+        residual = residual.Contiguous();
+        int d = x.Dims[^1], rows = d == 0 ? 0 : x.Size / d;
+        if (gamma is not null && gamma.Size != d) throw new ArgumentException($"LayerNorm: weight has {gamma.Size} elements, expected {d}.");
+        if (beta is not null && beta.Size != d) throw new ArgumentException($"LayerNorm: bias has {beta.Size} elements, expected {d}.");
+        var y = Empty(x.Dims);
+        var sum = Empty(x.Dims);
+        var mean = Empty(rows);
+        var rstd = Empty(rows);
+        var gs = gamma is null ? default : gamma.Contiguous().Span;
+        var bs = beta is null ? default : beta.Contiguous().Span;
+        LayerNormKernel.Forward<float>(x.Span, residual.Span, sum.Span, gs, bs, y.Span, mean.Span, rstd.Span, rows, d, eps);
+        if (Graph.Needs(x, residual, gamma) || Graph.Needs(beta ?? x))
+        {
+            var inputs = new List<Tensor> { x, residual };
+            if (gamma is not null) inputs.Add(gamma);
+            if (beta is not null) inputs.Add(beta);
+            var (a, r) = (x, residual);
+            Graph.Record(y, "add_layer_norm", g =>
+            {
+                bool freshA = false, freshR = false;
+                Span<float> da = default, dr = default;
+                if (a.RequiresGrad) da = a.GradBuffer(out freshA).Span;
+                if (r.RequiresGrad)
+                {
+                    if (ReferenceEquals(a, r)) { dr = da; freshR = false; }   // one tensor twice: its second share adds
+                    else dr = r.GradBuffer(out freshR).Span;
+                }
+                if (da.IsEmpty) { da = dr; freshA = freshR; dr = default; }
+                var dg = gamma is { RequiresGrad: true } ? gamma.GradBufferZeroed().Span : default;
+                var db = beta is { RequiresGrad: true } ? beta.GradBufferZeroed().Span : default;
+                LayerNormKernel.Backward<float>(g.Contiguous().Span, sum.Span, gamma is null ? default : gamma.Span, mean.Span, rstd.Span,
+                    da, !freshA, dr, !freshR, dg, db, rows, d);
+            }, inputs.ToArray());
+        }
+        return y;
+    }
+
+    /// <summary>
     /// Cross-entropy of <paramref name="logits"/> (N, C) against integer <paramref name="targets"/> (N), PyTorch semantics:
     /// rows whose target is <paramref name="ignoreIndex"/> are skipped, optional label smoothing and class weights,
     /// mean (weighted by the targets' class weights) or sum reduction. Returns a scalar.
