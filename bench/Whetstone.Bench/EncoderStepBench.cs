@@ -11,19 +11,36 @@ using Whetstone.Tensors.Memory;
 namespace Whetstone.Bench;
 
 /// <summary>
-/// One training step of a BERT-base-shaped classifier (vocab 30522, hidden 768, 12 layers, 12 heads, FFN 3072,
-/// post-LN, GELU, [CLS] pooler + 2-class head, AdamW, batch 8 × 128, dropout 0) in five modes, side by side with the
-/// same workload in PyTorch (../shared/peer/models.py). Each mode runs in its own child process so peak RSS is that
-/// mode's alone, exactly as the peer does.
+/// One training step of a BERT-shaped classifier (post-LN, GELU, [CLS] pooler + 2-class head, AdamW, dropout 0) in five
+/// modes, side by side with the same workload in PyTorch (../shared/peer/models.py). <c>--model bert</c> (default):
+/// bert-base (vocab 30522, hidden 768, 12 layers, 12 heads, FFN 3072), batch 8 × 128; <c>--model minilm</c>:
+/// all-MiniLM-L6-v2's shape (hidden 384, 6 layers, 12 heads of 32, FFN 1536), batch 32 × 128. Each mode runs in its
+/// own child process so peak RSS is that mode's alone, exactly as the peer does.
 /// </summary>
 internal static class EncoderStepBench
 {
     private static readonly string[] Modes = ["full", "top2", "head", "lora", "infer"];
 
+    /// <summary>The peer's model name → (config, default batch, default sequence length, label in the JSON).</summary>
+    private static (BertConfig Config, int Batch, int Seq, string Label) Shape(string model) => model switch
+    {
+        "bert" => (BertConfig.Base, 8, 128, "bert-base"),
+        "minilm" => (BertConfig.Base with { HiddenSize = 384, NumHiddenLayers = 6, NumAttentionHeads = 12, IntermediateSize = 1536 }, 32, 128, "minilm"),
+        _ => throw new ArgumentException($"unknown model {model} (bert, minilm)"),
+    };
+
     public static void Run(string[] args)
     {
         // Child: `encoder-step --child MODE THREADS` measures one mode and prints one JSON object.
-        if (args.Length >= 3 && args[0] == "--child") { Child(args[1], int.Parse(args[2]), Opt(args, "--iters", 5), Opt(args, "--warmup", 2)); return; }
+        string model = OptS(args, "--model", "bert");
+        var shape = Shape(model);
+        int batch = Opt(args, "--batch", shape.Batch), seq = Opt(args, "--seq", shape.Seq);
+        if (args.Length >= 3 && args[0] == "--child")
+        {
+            Tensors.Autograd.OpProfile.Enabled = args.Contains("--profile");
+            Child(shape.Config, batch, seq, args[1], int.Parse(args[2]), Opt(args, "--iters", 5), Opt(args, "--warmup", 2));
+            return;
+        }
 
         var modes = args.Where(a => Modes.Contains(a)).ToArray();
         if (modes.Length == 0) modes = Modes;
@@ -31,12 +48,12 @@ internal static class EncoderStepBench
         bool peer = !args.Contains("--no-peer");
         foreach (var mode in modes)
         {
-            var ours = RunChild(mode, threads, args);
-            JsonObject? theirs = peer ? RunPeer(mode, threads) : null;
+            var ours = RunChild(mode, threads, args, model, batch, seq);
+            JsonObject? theirs = peer ? RunPeer(model, mode, threads, batch, seq) : null;
             var rec = new JsonObject
             {
                 ["bench"] = "encoder-step",
-                ["case"] = $"bert-base b8x128 {mode}",
+                ["case"] = $"{shape.Label} b{batch}x{seq} {mode}",
                 ["threads"] = threads,
                 ["ms"] = ours["ms"]!.GetValue<double>(),
                 ["peak_rss_mb"] = ours["peak_rss_mb"]!.GetValue<double>(),
@@ -55,6 +72,8 @@ internal static class EncoderStepBench
                 rec["ref_peak_rss_mb"] = theirs["peak_rss_mb"]!.GetValue<double>();
                 rec["ratio"] = Math.Round(ours["ms"]!.GetValue<double>() / refMs, 3);
                 rec["ref"] = "pytorch " + (theirs["torch"]?.GetValue<string>() ?? "");
+                rec["ref_openblas_core"] = theirs["OPENBLAS_CORETYPE"]?.GetValue<string>() ?? "?";
+                rec["ref_blas"] = BlasLibrary();
             }
             Console.WriteLine(rec.ToJsonString());
         }
@@ -66,12 +85,19 @@ internal static class EncoderStepBench
         return i >= 0 && i + 1 < args.Length ? int.Parse(args[i + 1]) : fallback;
     }
 
-    private static JsonObject RunChild(string mode, int threads, string[] args)
+    private static string OptS(string[] args, string name, string fallback)
+    {
+        int i = Array.IndexOf(args, name);
+        return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
+    }
+
+    private static JsonObject RunChild(string mode, int threads, string[] args, string model, int batch, int seq)
     {
         var self = Environment.ProcessPath!;
         var psi = new ProcessStartInfo(self) { RedirectStandardOutput = true };
         if (Path.GetFileNameWithoutExtension(self) == "dotnet") psi.ArgumentList.Add(typeof(EncoderStepBench).Assembly.Location);
-        foreach (var a in new[] { "encoder-step", "--child", mode, threads.ToString(), "--iters", Opt(args, "--iters", 5).ToString(), "--warmup", Opt(args, "--warmup", 2).ToString() })
+        foreach (var a in new[] { "encoder-step", "--child", mode, threads.ToString(), "--iters", Opt(args, "--iters", 5).ToString(), "--warmup", Opt(args, "--warmup", 2).ToString(),
+                     "--model", model, "--batch", batch.ToString(), "--seq", seq.ToString() })
             psi.ArgumentList.Add(a);
         psi.Environment["WHETSTONE_THREADS"] = threads.ToString();
         psi.Environment.Remove("OPENBLAS_CORETYPE");
@@ -82,13 +108,13 @@ internal static class EncoderStepBench
         return JsonNode.Parse(output.Trim().Split('\n')[^1])!.AsObject();
     }
 
-    /// <summary>Runs ../shared/peer/models.py bert MODE THREADS with the tuned settings of peer/run.sh.</summary>
-    private static JsonObject? RunPeer(string mode, int threads)
+    /// <summary>Runs ../shared/peer/models.py MODEL MODE THREADS --batch B --seq T with the tuned settings of peer/run.sh.</summary>
+    private static JsonObject? RunPeer(string model, string mode, int threads, int batch, int seq)
     {
         var script = FindPeer();
         if (script is null) { Console.Error.WriteLine("peer: ../shared/peer/run.sh not found; skipping PyTorch reference"); return null; }
         var psi = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[] { script, "models.py", "bert", mode, threads.ToString() }) psi.ArgumentList.Add(a);
+        foreach (var a in new[] { script, "models.py", model, mode, threads.ToString(), "--batch", batch.ToString(), "--seq", seq.ToString() }) psi.ArgumentList.Add(a);
         using var p = Process.Start(psi)!;
         string output = p.StandardOutput.ReadToEnd();
         string err = p.StandardError.ReadToEnd();
@@ -97,7 +123,23 @@ internal static class EncoderStepBench
         if (line is null) { Console.Error.WriteLine($"peer {mode} failed: {err.Trim().Split('\n').LastOrDefault()}"); return null; }
         var rec = JsonNode.Parse(line["RESULT ".Length..])!.AsObject();
         rec["torch"] = "1.13";
+        if (!BlasLibrary().Contains("openblas", StringComparison.Ordinal))
+            Console.Error.WriteLine($"peer: libblas.so.3 is {BlasLibrary()}, not OpenBLAS: the PyTorch figures are not the tuned peer's (apt-get install libopenblas0-pthread)");
         return rec;
+    }
+
+    /// <summary>
+    /// What Debian's libblas.so.3 alternative resolves to. PyTorch from Debian calls the generic BLAS through it; when
+    /// only the reference libblas3 is installed the peer runs ~40× slower and the OPENBLAS_CORETYPE it reports means nothing.
+    /// </summary>
+    private static string BlasLibrary()
+    {
+        try
+        {
+            var link = new FileInfo("/usr/lib/x86_64-linux-gnu/libblas.so.3").ResolveLinkTarget(returnFinalTarget: true);
+            return link?.FullName ?? "/usr/lib/x86_64-linux-gnu/libblas.so.3";
+        }
+        catch (IOException) { return "?"; }
     }
 
     private static string? FindPeer()
@@ -112,12 +154,11 @@ internal static class EncoderStepBench
         return null;
     }
 
-    private static void Child(string mode, int threads, int iters, int warmup)
+    private static void Child(BertConfig shape, int B, int T, string mode, int threads, int iters, int warmup)
     {
         Par.Threads = threads;
-        const int B = 8, T = 128;
         var rng = new Rng(0);
-        var config = BertConfig.Base with { TypeVocabSize = 0, HiddenDropoutProb = 0, AttentionProbsDropoutProb = 0, LayerNormEps = 1e-5f };
+        var config = shape with { TypeVocabSize = 0, HiddenDropoutProb = 0, AttentionProbsDropoutProb = 0, LayerNormEps = 1e-5f };
         var model = new BertForSequenceClassification(config, 2, rng);
         var bert = model.Bert;
         switch (mode)
@@ -159,6 +200,7 @@ internal static class EncoderStepBench
                 return;
             }
             var sw = Stopwatch.StartNew();
+            Tensors.Autograd.OpProfile.Mark();
             opt.ZeroGrad();
             var loss = Tensor.CrossEntropy(model.Forward(ids, B, T), targets);
             double fwd = sw.Elapsed.TotalMilliseconds;
@@ -174,7 +216,9 @@ internal static class EncoderStepBench
             var sw = Stopwatch.StartNew();
             Step();
             if (i >= warmup) times.Add(sw.Elapsed.TotalMilliseconds);
+            if (i == warmup - 1) Tensors.Autograd.OpProfile.Reset();
         }
+        if (Tensors.Autograd.OpProfile.Enabled) Console.Error.Write(Tensors.Autograd.OpProfile.Report(iters));
         double Median(IEnumerable<double> v) { var a = v.OrderBy(t => t).ToArray(); return a.Length == 0 ? 0 : a[a.Length / 2]; }
         var sorted = times.OrderBy(t => t).ToArray();
         var rec = new JsonObject

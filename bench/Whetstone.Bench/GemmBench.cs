@@ -31,6 +31,20 @@ internal static unsafe partial class GemmBench
         // attention heads (batch 8 × 12 heads, sequence 128, head size 64): OpenBLAS runs them one call at a time
         new("attn-qk-96x128x128x64-nt", 128, 128, 64, false, true, 96),
         new("attn-pv-96x128x64x128", 128, 64, 128, false, false, 96),
+        // MiniLM-L6 (hidden 384, FFN 1536, 12 heads of 32), batch 32 × 128 = 4096 tokens: forward, dX and dW of the
+        // projections and FFN, and the per-head attention products (384 heads of 128 × 128)
+        new("minilm-fwd-4096x384x384-nt", 4096, 384, 384, false, true),
+        new("minilm-fwd-4096x1536x384-nt", 4096, 1536, 384, false, true),
+        new("minilm-fwd-4096x384x1536-nt", 4096, 384, 1536, false, true),
+        new("minilm-dx-4096x384x384-nn", 4096, 384, 384, false, false),
+        new("minilm-dx-4096x384x1536-nn", 4096, 384, 1536, false, false),
+        new("minilm-dx-4096x1536x384-nn", 4096, 1536, 384, false, false),
+        new("minilm-dw-384x384x4096-tn", 384, 384, 4096, true, false),
+        new("minilm-dw-1536x384x4096-tn", 1536, 384, 4096, true, false),
+        new("minilm-dw-384x1536x4096-tn", 384, 1536, 4096, true, false),
+        new("minilm-attn-qk-384x128x128x32-nt", 128, 128, 32, false, true, 384),
+        new("minilm-attn-pv-384x128x32x128", 128, 32, 128, false, false, 384),
+        new("minilm-attn-dv-384x128x32x128-tn", 128, 32, 128, true, false, 384),
         // small ones: call overhead, few rows
         new("small-64x64x64", 64, 64, 64, false, false),
         new("rows-32x768x768-nt", 32, 768, 768, false, true),

@@ -41,6 +41,61 @@ public class NnOpsTests
         GradCheck.Kernel(beta, b => Fwd(x0, gamma, b), (b, _, dy) => Bwd(x0, gamma, dy).db);
     }
 
+    [Fact]
+    public void ResidualLayerNormKernelGradientsInDouble()
+    {
+        // y = LN(x + r): both addends get the same gradient, written (fresh) or added (accumulate) in one pass;
+        // 70 rows span three backward blocks, so the per-block γ/β sums are checked too
+        const int rows = 70, d = 11;
+        var gamma = GradCheck.RandomDoubles(d, seed: 18);
+        var beta = GradCheck.RandomDoubles(d, seed: 19);
+        var r0 = GradCheck.RandomDoubles(rows * d, seed: 20, scale: 2);
+        double[] Fwd(double[] x, double[] r, double[] g, double[] b)
+        {
+            var y = new double[x.Length];
+            LayerNormKernel.Forward<double>(x, r, new double[x.Length], g, b, y, new double[rows], new double[rows], rows, d, 1e-5);
+            return y;
+        }
+        (double[] dx, double[] dr, double[] dg, double[] db) Bwd(double[] x, double[] r, double[] g, double[] dy, double[]? prior = null)
+        {
+            var mean = new double[rows]; var rstd = new double[rows]; var sum = new double[x.Length];
+            LayerNormKernel.Forward<double>(x, r, sum, g, beta, new double[x.Length], mean, rstd, rows, d, 1e-5);
+            var dx = new double[x.Length]; var dr = prior is null ? new double[x.Length] : (double[])prior.Clone();
+            var dgam = new double[d]; var dbet = new double[d];
+            LayerNormKernel.Backward<double>(dy, sum, g, mean, rstd, dx, false, dr, prior is not null, dgam, dbet, rows, d);
+            if (prior is not null) for (int i = 0; i < dr.Length; i++) dr[i] -= prior[i];   // the accumulated share alone
+            return (dx, dr, dgam, dbet);
+        }
+        var x0 = GradCheck.RandomDoubles(rows * d, seed: 21, scale: 3);
+        var prior = GradCheck.RandomDoubles(rows * d, seed: 22);
+        GradCheck.Kernel(x0, x => Fwd(x, r0, gamma, beta), (x, _, dy) => Bwd(x, r0, gamma, dy).dx);
+        GradCheck.Kernel((double[])r0.Clone(), r => Fwd(x0, r, gamma, beta), (r, _, dy) => Bwd(x0, r, gamma, dy).dr);
+        GradCheck.Kernel((double[])r0.Clone(), r => Fwd(x0, r, gamma, beta), (r, _, dy) => Bwd(x0, r, gamma, dy, prior).dr);
+        GradCheck.Kernel(gamma, g => Fwd(x0, r0, g, beta), (g, _, dy) => Bwd(x0, r0, g, dy).dg);
+        GradCheck.Kernel(beta, b => Fwd(x0, r0, gamma, b), (b, _, dy) => Bwd(x0, r0, gamma, dy).db);
+    }
+
+    [Fact]
+    public void AddLayerNormMatchesAddThenLayerNorm()
+    {
+        Tensor[] Inputs() => [GradCheck.Random(31, 3, 40, 9), GradCheck.Random(32, 3, 40, 9), GradCheck.Random(33, 9), GradCheck.Random(34, 9)];
+        var a = Inputs(); var b = Inputs();
+        foreach (var t in a.Concat(b)) t.RequiresGrad = true;
+        var w = GradCheck.Random(35, 3, 40, 9);
+        var ya = Tensor.LayerNorm(a[0] + a[1], a[2], a[3]);
+        var yb = Tensor.AddLayerNorm(b[0], b[1], b[2], b[3]);
+        var (fa, fb) = (ya.ToArray(), yb.ToArray());
+        for (int i = 0; i < fa.Length; i++) Assert.Equal(fa[i], fb[i], 5);
+        (ya * w).Sum().Backward(); (yb * w).Sum().Backward();
+        for (int k = 0; k < 4; k++)
+        {
+            var (ga, gb) = (a[k].Grad!.ToArray(), b[k].Grad!.ToArray());
+            for (int i = 0; i < ga.Length; i++) Assert.Equal(ga[i], gb[i], 4);
+        }
+        GradCheck.Op(t => Tensor.AddLayerNorm(t[0], t[1], t[2], t[3]), [GradCheck.Random(36, 2, 3, 7), GradCheck.Random(37, 2, 3, 7), GradCheck.Random(38, 7), GradCheck.Random(39, 7)]);
+        GradCheck.Op(t => Tensor.AddLayerNorm(t[0], t[0], t[1], null), [GradCheck.Random(40, 2, 3, 7), GradCheck.Random(41, 7)]);
+    }
+
     [Theory]
     [InlineData(-100, 0.0, false, true)]
     [InlineData(2, 0.1, true, true)]
@@ -154,6 +209,37 @@ public class NnOpsTests
         var undropped = Tensor.ScaledDotProductAttention(Split(qkv, 0), Split(qkv, 1), Split(qkv, 2), causal: true).ToArray();
         Assert.True(fused.Zip(undropped).Count(z => Math.Abs(z.First - z.Second) > 1e-4) > fused.Length / 4, "dropout must change the output");
         GradCheck.Op(x => Fused(x[0]), [qkv]);
+    }
+
+    [Theory]
+    [InlineData(false, false, 0f)]
+    [InlineData(true, true, 0f)]
+    [InlineData(false, true, 0.3f)]
+    public void MergedHeadAttentionMatchesSplitHeadsAndMerge(bool causal, bool padded, float dropout)
+    {
+        // q, k, v as (B, T, H·Dh) projections; the reference splits them into (B, H, T, Dh) views and merges the result
+        int b = 2, t = 7, h = 3, dh = 5, d = h * dh;
+        var pad = padded ? Tensor.From([1f, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0], b, t) : null;
+        Tensor Split(Tensor x) => x.Reshape(b, t, h, dh).Permute(0, 2, 1, 3);
+        Tensor Reference(Tensor[] x) => Tensor.ScaledDotProductAttention(Split(x[0]), Split(x[1]), Split(x[2]), causal, pad,
+            dropout: dropout, rng: dropout > 0 ? new Rng(5) : null).Permute(0, 2, 1, 3).Reshape(b, t, d);
+        Tensor Merged(Tensor[] x) => Tensor.MultiHeadAttention(x[0], x[1], x[2], h, causal, pad, dropout: dropout, rng: dropout > 0 ? new Rng(5) : null);
+        Tensor[] Inputs() => [GradCheck.Random(11, b, t, d), GradCheck.Random(12, b, t, d), GradCheck.Random(13, b, t, d)];
+        var xr = Inputs(); var xm = Inputs();
+        foreach (var x in xr.Concat(xm)) x.RequiresGrad = true;
+        var w = GradCheck.Random(14, b, t, d);
+        var yr = Reference(xr); var ym = Merged(xm);
+        Assert.Equal(yr.ToArray(), ym.ToArray());                 // same kernel, same order: bit-identical
+        (yr * w).Sum().Backward(); (ym * w).Sum().Backward();
+        for (int i = 0; i < 3; i++) Assert.Equal(xr[i].Grad!.ToArray(), xm[i].Grad!.ToArray());
+        GradCheck.Op(Merged, Inputs());
+    }
+
+    [Fact]
+    public void MergedHeadAttentionWithOneTensorInEveryRoleAddsItsGradients()
+    {
+        var x = GradCheck.Random(4, 2, 5, 6);
+        GradCheck.Op(t => Tensor.MultiHeadAttention(t[0], t[0], t[0], 2), [x]);
     }
 
     [Fact]

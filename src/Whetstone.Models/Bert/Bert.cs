@@ -121,7 +121,7 @@ public sealed class BertResidualOutput : Module
         _dropout = RegisterModule("dropout", new Dropout(c.HiddenDropoutProb, rng));
     }
 
-    public Tensor Forward(Tensor hidden, Tensor residual) => Norm.Forward(_dropout.Forward(Dense.Forward(hidden)) + residual);
+    public Tensor Forward(Tensor hidden, Tensor residual) => EncoderOps.AddNorm(Norm, _dropout.Forward(Dense.Forward(hidden)), residual);
 }
 
 public sealed class BertAttention : Module

@@ -139,8 +139,8 @@ public sealed class DistilBertTransformerBlock : Module
 
     public Tensor Forward(Tensor x, Tensor? mask)
     {
-        var sa = SaLayerNorm.Forward(Attention.Forward(x, mask) + x);
-        return OutputLayerNorm.Forward(Ffn.Forward(sa) + sa);
+        var sa = EncoderOps.AddNorm(SaLayerNorm, Attention.Forward(x, mask), x);
+        return EncoderOps.AddNorm(OutputLayerNorm, Ffn.Forward(sa), sa);
     }
 }
 

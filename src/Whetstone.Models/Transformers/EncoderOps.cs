@@ -10,14 +10,13 @@ internal static class EncoderOps
     /// Multi-head scaled dot-product attention of projected q, k, v (B, T, D) with a padding mask (B, T) of 1/0 → the
     /// merged heads (B, T, D). Attention dropout <paramref name="dropout"/> applies only while training.
     /// </summary>
-    public static Tensor SelfAttention(Tensor q, Tensor k, Tensor v, int heads, Tensor? mask, float dropout, Rng rng)
-    {
-        int b = q.Dim(0), t = q.Dim(1), d = q.Dim(2), dh = d / heads;
-        Tensor Split(Tensor y) => y.Reshape(b, t, heads, dh).Permute(0, 2, 1, 3);        // (B, H, T, Dh)
-        var ctx = Tensor.ScaledDotProductAttention(Split(q), Split(k), Split(v), causal: false, mask,
-            dropout: dropout, rng: dropout > 0 ? rng : null);
-        return ctx.Permute(0, 2, 1, 3).Reshape(b, t, d);                                  // free: stored (B, T, H, Dh)
-    }
+    public static Tensor SelfAttention(Tensor q, Tensor k, Tensor v, int heads, Tensor? mask, float dropout, Rng rng) =>
+        // heads read and their gradients written in place in the (B, T, H·Dh) projections: no split or merge copies
+        Tensor.MultiHeadAttention(q, k, v, heads, causal: false, mask, dropout: dropout, rng: dropout > 0 ? rng : null);
+
+    /// <summary>norm(x + residual) as one fused op (post-LN residual blocks of BERT and DistilBERT).</summary>
+    public static Tensor AddNorm(Whetstone.Nn.Layers.LayerNorm norm, Tensor x, Tensor residual) =>
+        Tensor.AddLayerNorm(x, residual, norm.Weight, norm.Bias, norm.Eps);
 
     /// <summary>Absolute position ids 0 … T-1 (BERT, DistilBERT); a sequence longer than the table is an error.</summary>
     public static int[] AbsolutePositions(int t, int maxPositions)

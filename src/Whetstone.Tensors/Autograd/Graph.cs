@@ -32,6 +32,7 @@ public static class Graph
     /// <summary>Attaches history to <paramref name="output"/>.</summary>
     internal static Tensor Record(Tensor output, string op, Action<Tensor> backward, params Tensor[] inputs)
     {
+        if (OpProfile.Enabled) OpProfile.Forward(op);
         output.Node = new Node(inputs, backward, op);
         output.RequiresGrad = true;
         return output;
@@ -59,7 +60,12 @@ public static class Graph
             var t = order[i];
             var node = t.Node!;
             var grad = t.Grad;
-            if (grad is not null) node.Backward(grad);
+            if (grad is not null)
+            {
+                long start = OpProfile.Enabled ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
+                node.Backward(grad);
+                if (OpProfile.Enabled) OpProfile.Backward(node.Op, start);
+            }
             if (!ReferenceEquals(t, root)) t.DropGrad();
             t.Node = null;                 // the graph is consumed (as PyTorch without retain_graph)
         }

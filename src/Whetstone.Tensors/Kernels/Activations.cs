@@ -34,6 +34,7 @@ internal static class MathX
 
     // Abramowitz & Stegun 7.1.26 (|error| ≤ 1.5e-7), vectorised for the float paths.
     private const float P = 0.3275911f, A1 = 0.254829592f, A2 = -0.284496736f, A3 = 1.421413741f, A4 = -1.453152027f, A5 = 1.061405429f;
+    internal const float ErfP = P, ErfA1 = A1, ErfA2 = A2, ErfA3 = A3, ErfA4 = A4, ErfA5 = A5;
 
     public static Vector512<float> Erf(Vector512<float> x)
     {
@@ -161,13 +162,30 @@ internal struct GeluErf : IUnaryKernel
     public static double F(double x) => 0.5 * x * (1 + MathX.Erf(x * InvSqrt2));
     public static double D(double x) => 0.5 * (1 + MathX.Erf(x * InvSqrt2)) + x * InvSqrt2Pi * Math.Exp(-0.5 * x * x);
     public static Vector512<float> F(Vector512<float> x) => Vector512.Create(0.5f) * x * (Vector512<float>.One + MathX.Erf(x * Vector512.Create((float)InvSqrt2)));
-    public static Vector512<float> D(Vector512<float> x) =>
-        Vector512.Create(0.5f) * (Vector512<float>.One + MathX.Erf(x * Vector512.Create((float)InvSqrt2)))
-        + x * Vector512.Create((float)InvSqrt2Pi) * Vector512.Exp(Vector512.Create(-0.5f) * x * x);
+    // erf(x/√2) by A&S 7.1.26 needs exp(−x²/2), which is also the density term of the derivative: one exp for both.
+    public static Vector512<float> D(Vector512<float> x)
+    {
+        var ax = Vector512.Abs(x) * Vector512.Create((float)InvSqrt2);
+        var t = Vector512<float>.One / (Vector512<float>.One + Vector512.Create(MathX.ErfP) * ax);
+        var poly = ((((Vector512.Create(MathX.ErfA5) * t + Vector512.Create(MathX.ErfA4)) * t + Vector512.Create(MathX.ErfA3)) * t
+            + Vector512.Create(MathX.ErfA2)) * t + Vector512.Create(MathX.ErfA1)) * t;
+        var e = Vector512.Exp(-ax * ax);
+        var erf = Vector512<float>.One - poly * e;
+        erf = Vector512.ConditionalSelect(Vector512.LessThan(x, Vector512<float>.Zero), -erf, erf);
+        return Vector512.Create(0.5f) * (Vector512<float>.One + erf) + x * Vector512.Create((float)InvSqrt2Pi) * e;
+    }
     public static Vector256<float> F(Vector256<float> x) => Vector256.Create(0.5f) * x * (Vector256<float>.One + MathX.Erf(x * Vector256.Create((float)InvSqrt2)));
-    public static Vector256<float> D(Vector256<float> x) =>
-        Vector256.Create(0.5f) * (Vector256<float>.One + MathX.Erf(x * Vector256.Create((float)InvSqrt2)))
-        + x * Vector256.Create((float)InvSqrt2Pi) * Vector256.Exp(Vector256.Create(-0.5f) * x * x);
+    public static Vector256<float> D(Vector256<float> x)
+    {
+        var ax = Vector256.Abs(x) * Vector256.Create((float)InvSqrt2);
+        var t = Vector256<float>.One / (Vector256<float>.One + Vector256.Create(MathX.ErfP) * ax);
+        var poly = ((((Vector256.Create(MathX.ErfA5) * t + Vector256.Create(MathX.ErfA4)) * t + Vector256.Create(MathX.ErfA3)) * t
+            + Vector256.Create(MathX.ErfA2)) * t + Vector256.Create(MathX.ErfA1)) * t;
+        var e = Vector256.Exp(-ax * ax);
+        var erf = Vector256<float>.One - poly * e;
+        erf = Vector256.ConditionalSelect(Vector256.LessThan(x, Vector256<float>.Zero), -erf, erf);
+        return Vector256.Create(0.5f) * (Vector256<float>.One + erf) + x * Vector256.Create((float)InvSqrt2Pi) * e;
+    }
 }
 
 /// <summary>GELU, tanh approximation (GPT-2's "gelu_new").</summary>

@@ -81,94 +81,141 @@ internal static unsafe class Softmax
     }
 }
 
-/// <summary>Layer normalisation over the last axis of x (R, D): y = (x − μ)·rstd·γ + β, biased variance.</summary>
+/// <summary>
+/// Layer normalisation over the last axis of x (R, D): y = (x − μ)·rstd·γ + β, biased variance; optionally of a sum
+/// x + r (a residual add fused in: the sum is written out for backward).
+/// </summary>
 internal static unsafe class LayerNormKernel
 {
+    /// <summary>Rows per block of the backward pass: γ/β partial sums are per block, then added in block order.</summary>
+    internal const int BlockRows = 32;
+
     public static void Forward<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> gamma, ReadOnlySpan<T> beta, Span<T> y, Span<T> mean, Span<T> rstd, int rows, int d, double eps)
+        where T : unmanaged, IFloatingPointIeee754<T> =>
+        Forward(x, default, default, gamma, beta, y, mean, rstd, rows, d, eps);
+
+    /// <summary>
+    /// y = LN(x + r) when <paramref name="residual"/> is given (the sum goes to <paramref name="sum"/>), else y = LN(x).
+    /// </summary>
+    public static void Forward<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> residual, Span<T> sum, ReadOnlySpan<T> gamma, ReadOnlySpan<T> beta,
+        Span<T> y, Span<T> mean, Span<T> rstd, int rows, int d, double eps)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        bool affine = gamma.Length > 0, hasBeta = beta.Length > 0;
-        fixed (T* px = x) fixed (T* pg = gamma) fixed (T* pb = beta) fixed (T* py = y) fixed (T* pm = mean) fixed (T* pr = rstd)
+        bool affine = gamma.Length > 0, hasBeta = beta.Length > 0, add = residual.Length > 0;
+        if (add && (residual.Length != x.Length || sum.Length != x.Length)) throw new ArgumentException("LayerNorm: residual and sum must match x.");
+        fixed (T* px = x) fixed (T* pres = residual) fixed (T* psum = sum) fixed (T* pg = gamma) fixed (T* pb = beta) fixed (T* py = y) fixed (T* pm = mean) fixed (T* pr = rstd)
         {
-            T* ax = px, ag = pg, ab = pb, ay = py, am = pm, ar = pr;
+            T* ax = px, ares = pres, asum = psum, ag = pg, ab = pb, ay = py, am = pm, ar = pr;
             Par.For(rows, 8, (s, e) =>
             {
+                T invD = T.One / T.CreateTruncating(d);
                 for (int r = s; r < e; r++)
                 {
-                    var xr = new ReadOnlySpan<T>(ax + (long)r * d, d);
-                    var yr = new Span<T>(ay + (long)r * d, d);
-                    T mu = TensorPrimitives.Sum(xr) / T.CreateTruncating(d);
+                    long o = (long)r * d;
+                    var xr = new ReadOnlySpan<T>(ax + o, d);
+                    if (add)
+                    {
+                        var sr = new Span<T>(asum + o, d);
+                        TensorPrimitives.Add(xr, new ReadOnlySpan<T>(ares + o, d), sr);
+                        xr = sr;
+                    }
+                    var yr = new Span<T>(ay + o, d);
+                    T mu = TensorPrimitives.Sum(xr) * invD;
                     TensorPrimitives.Subtract(xr, mu, yr);
-                    T var = TensorPrimitives.SumOfSquares<T>(yr) / T.CreateTruncating(d);
+                    T var = TensorPrimitives.SumOfSquares<T>(yr) * invD;
                     T rs = T.One / T.Sqrt(var + T.CreateTruncating(eps));
                     am[r] = mu; ar[r] = rs;
-                    TensorPrimitives.Multiply(yr, rs, yr);
-                    if (affine) TensorPrimitives.Multiply(yr, new ReadOnlySpan<T>(ag, d), yr);
-                    if (hasBeta) TensorPrimitives.Add(yr, new ReadOnlySpan<T>(ab, d), yr);
+                    if (affine)
+                    {
+                        // (y·rs)·γ (+ β) in one or two passes
+                        TensorPrimitives.Multiply(yr, rs, yr);
+                        if (hasBeta) TensorPrimitives.FusedMultiplyAdd(yr, new ReadOnlySpan<T>(ag, d), new ReadOnlySpan<T>(ab, d), yr);
+                        else TensorPrimitives.Multiply(yr, new ReadOnlySpan<T>(ag, d), yr);
+                    }
+                    else
+                    {
+                        TensorPrimitives.Multiply(yr, rs, yr);
+                        if (hasBeta) TensorPrimitives.Add(yr, new ReadOnlySpan<T>(ab, d), yr);
+                    }
                 }
             });
         }
     }
 
+    public static void Backward<T>(ReadOnlySpan<T> dy, ReadOnlySpan<T> x, ReadOnlySpan<T> gamma, ReadOnlySpan<T> mean, ReadOnlySpan<T> rstd,
+        Span<T> dx, bool accumulateDx, Span<T> dgamma, Span<T> dbeta, int rows, int d) where T : unmanaged, IFloatingPointIeee754<T> =>
+        Backward(dy, x, gamma, mean, rstd, dx, accumulateDx, default, false, dgamma, dbeta, rows, d);
+
     /// <summary>
-    /// dx (+)= rstd·(dn − mean(dn) − n·mean(dn⊙n)) with n = (x−μ)·rstd, dn = dy⊙γ;
-    /// dγ += Σ_r dy⊙n; dβ += Σ_r dy. Empty spans skip a gradient. Column sums are split by column, so the
-    /// result does not depend on the thread count.
+    /// dx (+)= rstd·(dn − mean(dn) − n·mean(dn⊙n)) with n = (x−μ)·rstd, dn = dy⊙γ, and the same into
+    /// <paramref name="dx2"/> when given (both inputs of a fused residual add); dγ += Σ_r dy⊙n; dβ += Σ_r dy.
+    /// Empty spans skip a gradient. One pass over the rows in blocks of <see cref="BlockRows"/>: each block sums its
+    /// rows' dγ/dβ, and the block sums are added in block order, so the result does not depend on the thread count.
     /// </summary>
     public static void Backward<T>(ReadOnlySpan<T> dy, ReadOnlySpan<T> x, ReadOnlySpan<T> gamma, ReadOnlySpan<T> mean, ReadOnlySpan<T> rstd,
-        Span<T> dx, bool accumulateDx, Span<T> dgamma, Span<T> dbeta, int rows, int d) where T : unmanaged, IFloatingPointIeee754<T>
+        Span<T> dx, bool accumulateDx, Span<T> dx2, bool accumulateDx2, Span<T> dgamma, Span<T> dbeta, int rows, int d)
+        where T : unmanaged, IFloatingPointIeee754<T>
     {
-        bool affine = gamma.Length > 0, wantDx = dx.Length > 0, wantG = dgamma.Length > 0, wantB = dbeta.Length > 0;
-        fixed (T* pdy = dy) fixed (T* px = x) fixed (T* pg = gamma) fixed (T* pm = mean) fixed (T* pr = rstd)
-        fixed (T* pdx = dx) fixed (T* pdg = dgamma) fixed (T* pdb = dbeta)
+        bool affine = gamma.Length > 0, wantDx = dx.Length > 0, wantDx2 = dx2.Length > 0, wantG = dgamma.Length > 0, wantB = dbeta.Length > 0;
+        if (!wantDx && wantDx2) throw new ArgumentException("LayerNorm backward: dx2 needs dx.");
+        int blocks = (rows + BlockRows - 1) / BlockRows;
+        // per block: [dγ partial (d) | dβ partial (d)]
+        var partial = wantG || wantB ? System.Buffers.ArrayPool<T>.Shared.Rent(blocks * 2 * d) : null;
+        try
         {
-            T* ady = pdy, ax = px, ag = pg, am = pm, ar = pr, adx = pdx, adg = pdg, adb = pdb;
-            if (wantDx)
+            fixed (T* pdy = dy) fixed (T* px = x) fixed (T* pg = gamma) fixed (T* pm = mean) fixed (T* pr = rstd)
+            fixed (T* pdx = dx) fixed (T* pdx2 = dx2) fixed (T* ppart = partial)
             {
-                Par.For(rows, 8, (s, e) =>
+                T* ady = pdy, ax = px, ag = pg, am = pm, ar = pr, adx = pdx, adx2 = pdx2, apart = ppart;
+                Par.For(blocks, 1, (b0, b1) =>
                 {
-                    var dn = new T[d];
-                    var n = new T[d];
+                    var nBuf = System.Buffers.ArrayPool<T>.Shared.Rent(2 * d);
+                    var n = nBuf.AsSpan(0, d);
+                    var dn = nBuf.AsSpan(d, d);
                     T inv = T.One / T.CreateTruncating(d);
-                    for (int r = s; r < e; r++)
+                    for (int blk = b0; blk < b1; blk++)
                     {
-                        long o = (long)r * d;
-                        T rs = ar[r];
-                        var dyr = new ReadOnlySpan<T>(ady + o, d);
-                        var dxr = new Span<T>(adx + o, d);
-                        if (affine) TensorPrimitives.Multiply(dyr, new ReadOnlySpan<T>(ag, d), dn); else dyr.CopyTo(dn);
-                        TensorPrimitives.Subtract(new ReadOnlySpan<T>(ax + o, d), am[r], n);
-                        TensorPrimitives.Multiply(n, rs, n);
-                        T mDn = TensorPrimitives.Sum<T>(dn) * inv, mDnN = TensorPrimitives.Dot<T>(dn, n) * inv;
-                        TensorPrimitives.MultiplyAdd(n, -mDnN, dn, n);     // n ← dn − n·mean(dn⊙n)
-                        TensorPrimitives.Add(n, -mDn, n);
-                        if (accumulateDx) TensorPrimitives.MultiplyAdd(n, rs, dxr, dxr);
-                        else TensorPrimitives.Multiply(n, rs, dxr);
-                    }
-                });
-            }
-            if (wantG || wantB)
-            {
-                Par.For(d, 64, (c0, c1) =>
-                {
-                    int w = c1 - c0;
-                    var n = new T[w];
-                    var dg = wantG ? new Span<T>(adg + c0, w) : default;
-                    var db = wantB ? new Span<T>(adb + c0, w) : default;
-                    for (int r = 0; r < rows; r++)
-                    {
-                        long o = (long)r * d + c0;
-                        var g = new ReadOnlySpan<T>(ady + o, w);
-                        if (wantG)
+                        var pgam = apart == null ? default : new Span<T>(apart + (long)blk * 2 * d, d);
+                        var pbet = apart == null ? default : new Span<T>(apart + (long)blk * 2 * d + d, d);
+                        if (wantG) pgam.Clear();
+                        if (wantB) pbet.Clear();
+                        for (int r = blk * BlockRows, rEnd = Math.Min(rows, r + BlockRows); r < rEnd; r++)
                         {
-                            TensorPrimitives.Subtract(new ReadOnlySpan<T>(ax + o, w), am[r], n);
-                            TensorPrimitives.Multiply(n, ar[r], n);
-                            TensorPrimitives.MultiplyAdd(g, n, dg, dg);
+                            long o = (long)r * d;
+                            T rs = ar[r];
+                            var dyr = new ReadOnlySpan<T>(ady + o, d);
+                            TensorPrimitives.Subtract(new ReadOnlySpan<T>(ax + o, d), am[r], n);
+                            TensorPrimitives.Multiply(n, rs, n);                     // n = (x − μ)·rstd
+                            if (wantG) TensorPrimitives.FusedMultiplyAdd(dyr, n, pgam, pgam);
+                            if (wantB) TensorPrimitives.Add(pbet, dyr, pbet);
+                            if (!wantDx) continue;
+                            if (affine) TensorPrimitives.Multiply(dyr, new ReadOnlySpan<T>(ag, d), dn); else dyr.CopyTo(dn);
+                            T mDn = TensorPrimitives.Sum<T>(dn) * inv, mDnN = TensorPrimitives.Dot<T>(dn, n) * inv;
+                            TensorPrimitives.MultiplyAdd(n, -mDnN, dn, n);           // n ← dn − n·mean(dn⊙n)
+                            TensorPrimitives.Add(n, -mDn, n);
+                            var dxr = new Span<T>(adx + o, d);
+                            if (accumulateDx) TensorPrimitives.MultiplyAdd(n, rs, dxr, dxr);
+                            else TensorPrimitives.Multiply(n, rs, dxr);
+                            if (wantDx2)
+                            {
+                                var dx2r = new Span<T>(adx2 + o, d);
+                                if (accumulateDx2) TensorPrimitives.MultiplyAdd(n, rs, dx2r, dx2r);
+                                else TensorPrimitives.Multiply(n, rs, dx2r);
+                            }
                         }
-                        if (wantB) TensorPrimitives.Add(db, g, db);
                     }
+                    System.Buffers.ArrayPool<T>.Shared.Return(nBuf);
                 });
+                for (int blk = 0; blk < (apart == null ? 0 : blocks); blk++)
+                {
+                    if (wantG) TensorPrimitives.Add(dgamma, new ReadOnlySpan<T>(apart + (long)blk * 2 * d, d), dgamma);
+                    if (wantB) TensorPrimitives.Add(dbeta, new ReadOnlySpan<T>(apart + (long)blk * 2 * d + d, d), dbeta);
+                }
             }
+        }
+        finally
+        {
+            if (partial is not null) System.Buffers.ArrayPool<T>.Shared.Return(partial);
         }
     }
 }

@@ -63,6 +63,51 @@ public sealed partial class Tensor
     }
 
     /// <summary>
+    /// LayerNorm(x + residual) over the last axis in one op (the post-LN residual of BERT-style blocks): the sum is
+    /// formed row by row inside the normalisation, and backward writes the input gradient into both addends at once.
+    /// </summary>
+    public static Tensor AddLayerNorm(Tensor x, Tensor residual, Tensor? gamma, Tensor? beta, float eps = 1e-5f)
+    {
+        if (!Shapes.Equal(x.Dims, residual.Dims)) throw new ArgumentException($"AddLayerNorm: shapes {Shapes.Format(x.Dims)} and {Shapes.Format(residual.Dims)} differ.");
+        x = x.Contiguous();
+        residual = residual.Contiguous();
+        int d = x.Dims[^1], rows = d == 0 ? 0 : x.Size / d;
+        if (gamma is not null && gamma.Size != d) throw new ArgumentException($"LayerNorm: weight has {gamma.Size} elements, expected {d}.");
+        if (beta is not null && beta.Size != d) throw new ArgumentException($"LayerNorm: bias has {beta.Size} elements, expected {d}.");
+        var y = Empty(x.Dims);
+        var sum = Empty(x.Dims);
+        var mean = Empty(rows);
+        var rstd = Empty(rows);
+        var gs = gamma is null ? default : gamma.Contiguous().Span;
+        var bs = beta is null ? default : beta.Contiguous().Span;
+        LayerNormKernel.Forward<float>(x.Span, residual.Span, sum.Span, gs, bs, y.Span, mean.Span, rstd.Span, rows, d, eps);
+        if (Graph.Needs(x, residual, gamma) || Graph.Needs(beta ?? x))
+        {
+            var inputs = new List<Tensor> { x, residual };
+            if (gamma is not null) inputs.Add(gamma);
+            if (beta is not null) inputs.Add(beta);
+            var (a, r) = (x, residual);
+            Graph.Record(y, "add_layer_norm", g =>
+            {
+                bool freshA = false, freshR = false;
+                Span<float> da = default, dr = default;
+                if (a.RequiresGrad) da = a.GradBuffer(out freshA).Span;
+                if (r.RequiresGrad)
+                {
+                    if (ReferenceEquals(a, r)) { dr = da; freshR = false; }   // one tensor twice: its second share adds
+                    else dr = r.GradBuffer(out freshR).Span;
+                }
+                if (da.IsEmpty) { da = dr; freshA = freshR; dr = default; }
+                var dg = gamma is { RequiresGrad: true } ? gamma.GradBufferZeroed().Span : default;
+                var db = beta is { RequiresGrad: true } ? beta.GradBufferZeroed().Span : default;
+                LayerNormKernel.Backward<float>(g.Contiguous().Span, sum.Span, gamma is null ? default : gamma.Span, mean.Span, rstd.Span,
+                    da, !freshA, dr, !freshR, dg, db, rows, d);
+            }, inputs.ToArray());
+        }
+        return y;
+    }
+
+    /// <summary>
     /// Cross-entropy of <paramref name="logits"/> (N, C) against integer <paramref name="targets"/> (N), PyTorch semantics:
     /// rows whose target is <paramref name="ignoreIndex"/> are skipped, optional label smoothing and class weights,
     /// mean (weighted by the targets' class weights) or sum reduction. Returns a scalar.
@@ -139,21 +184,65 @@ public sealed partial class Tensor
     /// hides future keys. The result (B, H, Tq, Dh) is stored as (B, Tq, H, Dh), so merging heads afterwards is free.
     /// <paramref name="dropout"/> &gt; 0 drops attention probabilities (inverted dropout, mask drawn from <paramref name="rng"/>).
     /// </summary>
-    public static unsafe Tensor ScaledDotProductAttention(Tensor q, Tensor k, Tensor v, bool causal = false, Tensor? keyPaddingMask = null, float? scale = null,
+    public static Tensor ScaledDotProductAttention(Tensor q, Tensor k, Tensor v, bool causal = false, Tensor? keyPaddingMask = null, float? scale = null,
         float dropout = 0, Rng? rng = null)
     {
         if (q.Rank != 4 || k.Rank != 4 || v.Rank != 4) throw new ArgumentException("Attention expects q, k, v of shape (B, H, T, Dh).");
         int b = q.Dims[0], h = q.Dims[1], tq = q.Dims[2], dh = q.Dims[3], tk = k.Dims[2];
         if (k.Dims[0] != b || k.Dims[1] != h || k.Dims[3] != dh || !Shapes.Equal(k.Dims, v.Dims))
             throw new ArgumentException($"Attention shapes disagree: q {Shapes.Format(q.Dims)}, k {Shapes.Format(k.Dims)}, v {Shapes.Format(v.Dims)}.");
-        if (keyPaddingMask is not null && (keyPaddingMask.Rank != 2 || keyPaddingMask.Dims[0] != b || keyPaddingMask.Dims[1] != tk))
-            throw new ArgumentException($"Key padding mask must be (B, Tk) = ({b}, {tk}); got {Shapes.Format(keyPaddingMask.Dims)}.");
         if (q.StrideArray[3] != 1) q = q.Contiguous();
         if (k.StrideArray[3] != 1) k = k.Contiguous();
         if (v.StrideArray[3] != 1) v = v.Contiguous();
-        float s = scale ?? 1f / MathF.Sqrt(dh);
-        var mask = keyPaddingMask?.Contiguous();
+        static HeadLayout Of(Tensor x) => new(x.StrideArray[0], x.StrideArray[1], x.StrideArray[2]);
+        var outStore = Empty(b, tq, h, dh);
+        var y = new Tensor(outStore.Storage, outStore.Offset, [b, h, tq, dh], [tq * h * dh, dh, h * dh, 1]);
+        // gradients of q, k, v and of the output are contiguous (B, H, T, Dh)
+        var heads = new AttentionHeads(b, h, tq, tk, dh, Of(q), Of(k), Of(v), new HeadLayout((long)tq * h * dh, dh, h * dh),
+            new HeadLayout((long)h * tq * dh, (long)tq * dh, dh), new HeadLayout((long)h * tk * dh, (long)tk * dh, dh));
+        return AttentionOp(q, k, v, y, outStore, heads, causal, keyPaddingMask, scale ?? 1f / MathF.Sqrt(dh), dropout, rng);
+    }
 
+    /// <summary>
+    /// Multi-head attention over projections that keep their heads side by side: q (B, Tq, H·Dh), k/v (B, Tk, H·Dh) →
+    /// the merged heads (B, Tq, H·Dh), i.e. ScaledDotProductAttention on the split views, then merge. Head h of a row is
+    /// the columns [h·Dh, (h+1)·Dh); forward reads them in place and backward writes the gradients of q, k and v straight in
+    /// that layout, so splitting and merging heads costs no copy either way. Mask, causal and dropout as there.
+    /// </summary>
+    public static Tensor MultiHeadAttention(Tensor q, Tensor k, Tensor v, int heads, bool causal = false, Tensor? keyPaddingMask = null,
+        float? scale = null, float dropout = 0, Rng? rng = null)
+    {
+        if (q.Rank != 3 || k.Rank != 3 || v.Rank != 3) throw new ArgumentException("MultiHeadAttention expects q, k, v of shape (B, T, H·Dh).");
+        int b = q.Dims[0], tq = q.Dims[1], d = q.Dims[2], tk = k.Dims[1];
+        if (heads <= 0 || d % heads != 0) throw new ArgumentException($"Width {d} does not split into {heads} heads.");
+        if (k.Dims[0] != b || k.Dims[2] != d || !Shapes.Equal(k.Dims, v.Dims))
+            throw new ArgumentException($"Attention shapes disagree: q {Shapes.Format(q.Dims)}, k {Shapes.Format(k.Dims)}, v {Shapes.Format(v.Dims)}.");
+        q = q.Contiguous(); k = k.Contiguous(); v = v.Contiguous();
+        int dh = d / heads;
+        var y = Empty(b, tq, d);
+        var lq = new HeadLayout((long)tq * d, dh, d);
+        var lk = new HeadLayout((long)tk * d, dh, d);
+        var layout = new AttentionHeads(b, heads, tq, tk, dh, lq, lk, lk, lq, lq, lk);
+        return AttentionOp(q, k, v, y, y, layout, causal, keyPaddingMask, scale ?? 1f / MathF.Sqrt(dh), dropout, rng);
+    }
+
+    /// <summary>Where head (b, h) of a tensor starts (b·Batch + h·Head) and its row stride.</summary>
+    private readonly record struct HeadLayout(long Batch, long Head, int Row)
+    {
+        public long At(int bi, int hi) => bi * Batch + hi * Head;
+    }
+
+    /// <summary>Sizes, and the layouts of q, k, v, the output, and the gradients of q (and the output) and of k and v.</summary>
+    private readonly record struct AttentionHeads(int B, int H, int Tq, int Tk, int Dh, HeadLayout Q, HeadLayout K, HeadLayout V, HeadLayout O,
+        HeadLayout GradQ, HeadLayout GradKV);
+
+    private static unsafe Tensor AttentionOp(Tensor q, Tensor k, Tensor v, Tensor y, Tensor outStore, AttentionHeads L, bool causal, Tensor? keyPaddingMask,
+        float s, float dropout, Rng? rng)
+    {
+        int b = L.B, h = L.H, tq = L.Tq, tk = L.Tk, dh = L.Dh;
+        if (keyPaddingMask is not null && (keyPaddingMask.Rank != 2 || keyPaddingMask.Dims[0] != b || keyPaddingMask.Dims[1] != tk))
+            throw new ArgumentException($"Key padding mask must be (B, Tk) = ({b}, {tk}); got {Shapes.Format(keyPaddingMask.Dims)}.");
+        var mask = keyPaddingMask?.Contiguous();
         if (dropout < 0 || dropout >= 1) throw new ArgumentOutOfRangeException(nameof(dropout), $"Attention dropout {dropout} must be in [0, 1).");
         if (dropout > 0 && rng is null) throw new ArgumentException("Attention dropout needs a seeded Rng.");
         Tensor? drop = null;
@@ -164,10 +253,7 @@ public sealed partial class Tensor
             float keep = 1 / (1 - dropout);
             for (int i = 0; i < ds.Length; i++) ds[i] = rng!.NextDouble() < dropout ? 0f : keep;
         }
-        var outStore = Empty(b, tq, h, dh);
-        var y = new Tensor(outStore.Storage, outStore.Offset, [b, h, tq, dh], [tq * h * dh, dh, h * dh, 1]);
         var p = Empty(b, h, tq, tk);
-        var (Q, K, V) = (q, k, v);
         fixed (float* pq = q.RawArray) fixed (float* pk = k.RawArray) fixed (float* pv = v.RawArray)
         fixed (float* po = outStore.RawArray) fixed (float* pp = p.RawArray)
         fixed (float* pm = mask is null ? null : mask.RawArray)
@@ -185,10 +271,8 @@ public sealed partial class Tensor
                     {
                         int bi = bh / h, hi = bh % h;
                         AttentionKernel.Forward(
-                            aq + bi * Q.StrideArray[0] + hi * Q.StrideArray[1], Q.StrideArray[2],
-                            ak + bi * K.StrideArray[0] + hi * K.StrideArray[1], K.StrideArray[2],
-                            av + bi * V.StrideArray[0] + hi * V.StrideArray[1], V.StrideArray[2],
-                            ao + (long)bi * tq * h * dh + hi * dh, h * dh,
+                            aq + L.Q.At(bi, hi), L.Q.Row, ak + L.K.At(bi, hi), L.K.Row, av + L.V.At(bi, hi), L.V.Row,
+                            ao + L.O.At(bi, hi), L.O.Row,
                             ap + (long)bh * tq * tk, tq, tk, dh, s, causal, am == null ? null : am + (long)bi * tk,
                             adrop == null ? null : adrop + (long)bh * tq * tk, sc);
                     }
@@ -197,13 +281,13 @@ public sealed partial class Tensor
             });
         }
         if (Graph.Needs(q, k, v))
-            Graph.Record(y, "attention", g => AttentionBackward(Q, K, V, p, drop, g, s), q, k, v);
+            Graph.Record(y, "attention", g => AttentionBackward(q, k, v, p, drop, g, s, L), q, k, v);
         return y;
     }
 
-    private static unsafe void AttentionBackward(Tensor q, Tensor k, Tensor v, Tensor p, Tensor? drop, Tensor g, float scale)
+    private static unsafe void AttentionBackward(Tensor q, Tensor k, Tensor v, Tensor p, Tensor? drop, Tensor g, float scale, AttentionHeads L)
     {
-        int b = q.Dims[0], h = q.Dims[1], tq = q.Dims[2], dh = q.Dims[3], tk = k.Dims[2];
+        int b = L.B, h = L.H, tq = L.Tq, tk = L.Tk, dh = L.Dh;
         bool fq = false, fk = false, fv = false;
         Tensor? gq, gk, gv;
         if (ReferenceEquals(q, k) || ReferenceEquals(q, v) || ReferenceEquals(k, v))
@@ -235,15 +319,13 @@ public sealed partial class Tensor
                     for (int bh = s0; bh < s1; bh++)
                     {
                         int bi = bh / h, hi = bh % h;
-                        long head = (long)bh * tq * dh, headK = (long)bh * tk * dh;
+                        long gqAt = L.GradQ.At(bi, hi), gkvAt = L.GradKV.At(bi, hi);
                         AttentionKernel.Backward(
-                            aq + bi * q.StrideArray[0] + hi * q.StrideArray[1], q.StrideArray[2],
-                            ak + bi * k.StrideArray[0] + hi * k.StrideArray[1], k.StrideArray[2],
-                            av + bi * v.StrideArray[0] + hi * v.StrideArray[1], v.StrideArray[2],
-                            ap + (long)bh * tq * tk, ag + head, dh,
-                            agq == null ? null : agq + head, dh, fq ? 0f : 1f,
-                            agk == null ? null : agk + headK, dh, fk ? 0f : 1f,
-                            agv == null ? null : agv + headK, dh, fv ? 0f : 1f,
+                            aq + L.Q.At(bi, hi), L.Q.Row, ak + L.K.At(bi, hi), L.K.Row, av + L.V.At(bi, hi), L.V.Row,
+                            ap + (long)bh * tq * tk, ag + gqAt, L.GradQ.Row,
+                            agq == null ? null : agq + gqAt, L.GradQ.Row, fq ? 0f : 1f,
+                            agk == null ? null : agk + gkvAt, L.GradKV.Row, fk ? 0f : 1f,
+                            agv == null ? null : agv + gkvAt, L.GradKV.Row, fv ? 0f : 1f,
                             tq, tk, dh, scale, sc, adrop == null ? null : adrop + (long)bh * tq * tk);
                     }
                 }
