@@ -32,6 +32,7 @@ internal static class ResNet18Bench
         int[] shape = [batch, 3, size, size];
         double macs = ConvMacs(graph, size);   // this file's ResNet-18 (3 blocks in the last stage): 2.05 G multiply-adds per 224² image
 
+        if (o.Get("group-below") is { Length: > 0 } gb) Whetstone.Tensors.Kernels.Conv.GroupImagesBelow = int.Parse(gb);   // tuning: forward convs grouped below this many output pixels
         if (o.Has("conv-parts")) { ConvParts(reps); return 0; }
         if (o.Has("profile")) { Par.Threads = threadsList[0]; Profile(graph, x, shape, reps); return 0; }
         foreach (int threads in threadsList)
