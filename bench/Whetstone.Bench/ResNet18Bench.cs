@@ -30,7 +30,11 @@ internal static class ResNet18Bench
         var rng = new Rng(7);
         for (int i = 0; i < x.Length; i++) x[i] = (float)(rng.NextDouble() * 255 - 120);   // mean-subtracted BGR pixels' range
         int[] shape = [batch, 3, size, size];
+        double macs = ConvMacs(graph, size);   // this file's ResNet-18 (3 blocks in the last stage): 2.05 G multiply-adds per 224² image
 
+        if (o.Get("group-below") is { Length: > 0 } gb) Whetstone.Tensors.Kernels.Conv.GroupImagesBelow = int.Parse(gb);   // tuning: forward convs grouped below this many output pixels
+        if (o.Has("conv-parts")) { ConvParts(reps); return 0; }
+        if (o.Has("profile")) { Par.Threads = threadsList[0]; Profile(graph, x, shape, reps); return 0; }
         foreach (int threads in threadsList)
         {
             Par.Threads = threads;
@@ -64,9 +68,9 @@ internal static class ResNet18Bench
             var (a, b) = noRef ? (BenchUtil.Time(Ours, reps, 1), default) : BenchUtil.TimePair(Ours, ort, reps, 1);
             var fields = new Dictionary<string, object?>
             {
-                ["threads"] = threads, ["batch"] = batch, ["size"] = size,
+                ["threads"] = threads, ["batch"] = batch, ["size"] = size, ["gmacs_per_image"] = macs / 1e9,
                 ["ms"] = a.Median, ["best_ms"] = a.Best, ["images_per_s"] = batch * 1000.0 / a.Median,
-                ["gflops"] = 2 * 1.8144e9 * batch / (a.Median * 1e6),   // ResNet-18 at 224²: 1.814 G multiply-adds per image
+                ["gflops"] = 2 * macs * batch / (a.Median * 1e6),
             };
             if (!noRef)
             {
@@ -84,6 +88,80 @@ internal static class ResNet18Bench
             session?.Dispose();
         }
         return 0;
+    }
+
+    /// <summary>Multiply-adds of the convolutions for one size × size image (weight elements × output pixels).</summary>
+    private static double ConvMacs(Whetstone.Models.Graph.LayerGraph graph, int size)
+    {
+        using var scope = new TensorScope();
+        using var _ = AutogradGraph.NoGrad();
+        var shapes = graph.TraceShapes(Tensor.Zeros(1, 3, size, size)).ToDictionary(p => p.Name, p => p.Shape);
+        double macs = 0;
+        foreach (var n in graph.Nodes)
+            foreach (var (name, p) in graph.Layer(n.Name).NamedParameters())
+                if (name == "weight" && p.Rank == 4) macs += (double)p.Size * shapes[n.Name][2] * shapes[n.Name][3];
+        return macs;
+    }
+
+    /// <summary>One image, one thread: im2col alone, GEMM alone and the whole conv for ResNet-18's 3×3 geometries.</summary>
+    private static unsafe void ConvParts(int reps)
+    {
+        Par.Threads = 1;
+        foreach (var (c, hw) in new[] { (64, 56), (128, 28), (256, 14), (512, 7) })
+        {
+            var g = new Whetstone.Tensors.Kernels.ConvGeom(1, c, hw, hw, c, 3, 3, 1, 1, 1, 1);
+            var x = new float[c * hw * hw]; var w = new float[c * g.K]; var y = new float[c * g.OHW]; var col = new float[g.K * g.OHW];
+            new Random(1).NextBytes(new byte[1]);
+            for (int i = 0; i < x.Length; i++) x[i] = i % 7 - 3; for (int i = 0; i < w.Length; i++) w[i] = i % 5 - 2;
+            double flops = 2.0 * c * g.K * g.OHW;
+            fixed (float* px = x) fixed (float* pw = w) fixed (float* py = y) fixed (float* pc = col)
+            {
+                float* ax = px, aw = pw, ay = py, ac = pc;
+                var ti = BenchUtil.Time(() => Whetstone.Tensors.Kernels.Conv.Im2Col(g, ax, ac), reps * 5);
+                var tg = BenchUtil.Time(() => Whetstone.Tensors.Kernels.Gemm.Run(false, false, c, g.OHW, g.K, 1f, aw, g.K, ac, g.OHW, 0f, ay, g.OHW), reps * 5);
+                var tc = BenchUtil.Time(() => Whetstone.Tensors.Kernels.Conv.Forward<float>(g, x, w, [], y), reps * 5);
+                int imgs = Math.Max(1, 4096 / g.OHW);
+                var big = new float[(long)g.K * g.OHW * imgs]; var yb = new float[(long)c * g.OHW * imgs];
+                fixed (float* pbig = big) fixed (float* pyb = yb)
+                {
+                    float* ab = pbig, ayb = pyb;
+                    foreach (int th in new[] { 1, 2 })
+                    {
+                        Par.Threads = th;
+                        var tb = BenchUtil.Time(() => Whetstone.Tensors.Kernels.Gemm.Run(false, false, c, g.OHW * imgs, g.K, 1f, aw, g.K, ab, g.OHW * imgs, 0f, ayb, g.OHW * imgs), reps * 3);
+                        Console.WriteLine($"  batched gemm x{imgs} images, {th} threads: {tb.Median / imgs:F2} ms/image ({flops * imgs / tb.Median / 1e6:F0} GF/s)");
+                    }
+                    Par.Threads = 1;
+                }
+                Console.WriteLine($"{g}: im2col {ti.Median:F2} ms, gemm {tg.Median:F2} ms ({flops / tg.Median / 1e6:F0} GF/s), conv {tc.Median:F2} ms ({flops / tc.Median / 1e6:F0} GF/s)");
+            }
+        }
+    }
+
+    /// <summary>Per-layer time of our forward (layer by layer, median over reps), summed by layer kind and listed by layer.</summary>
+    private static void Profile(Whetstone.Models.Graph.LayerGraph graph, float[] x, int[] shape, int reps)
+    {
+        var times = new Dictionary<string, List<double>>();
+        for (int r = 0; r < reps + 1; r++)
+        {
+            using var scope = new TensorScope();
+            using var _ = AutogradGraph.NoGrad();
+            var values = new Dictionary<string, Tensor> { [graph.InputName] = Tensor.From(x, shape) };
+            foreach (var n in graph.Nodes)
+            {
+                var layer = graph.Layer(n.Name);
+                long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+                var y = layer is Whetstone.Models.Graph.MergeLayer m ? m.Forward(n.Inputs.Select(i => values[i]).ToArray()) : ((Whetstone.Nn.Module<Tensor, Tensor>)layer).Forward(values[n.Inputs[0]]);
+                double ms = System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+                values[n.Name] = y;
+                if (r > 0) (times.TryGetValue(n.Name, out var l) ? l : times[n.Name] = []).Add(ms);
+            }
+        }
+        var med = times.ToDictionary(p => p.Key, p => BenchUtil.Stats.Of(p.Value).Median);
+        foreach (var g in graph.Nodes.GroupBy(n => n.Kind).OrderByDescending(g => g.Sum(n => med[n.Name])))
+            Console.WriteLine($"{g.Key,-20} {g.Count(),3} layers {g.Sum(n => med[n.Name]),9:F1} ms");
+        Console.WriteLine($"{"total",-20} {graph.Nodes.Count,3} layers {med.Values.Sum(),9:F1} ms");
+        foreach (var n in graph.Nodes) Console.WriteLine($"  {n.Name,-28} {n.Kind,-20} {graph.Layer(n.Name).ParameterCount(),9} {med[n.Name],8:F1} ms");
     }
 }
 

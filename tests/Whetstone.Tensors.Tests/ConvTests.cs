@@ -127,6 +127,34 @@ public class ConvTests
         AssertClose(dbd.Select(v => 2 * v).ToArray(), dbf, "db acc");
     }
 
+    [Fact]
+    public void ImagesGroupedIntoOneGemmGiveTheBitsOfOneImagePerGemm()
+    {
+        // 7 images of 6×5 output pixels, groups of 3 + 2 + 2 (GroupColumns shrunk), stride 2 with padding, and a 1×1
+        var geoms = new[] { Geom(7, 5, 11, 9, 6, 3, 3, 2, 1, 1, 1), Geom(7, 4, 6, 5, 3, 1, 1, 1, 0, 1, 1) };
+        var (below, columns) = (Conv.GroupImagesBelow, Conv.GroupColumns);
+        try
+        {
+            foreach (var g in geoms)
+            {
+                var (x, wt, b) = Inputs(g, 3);
+                var (xf, wf, bf) = (x.Select(v => (float)v).ToArray(), wt.Select(v => (float)v).ToArray(), b.Select(v => (float)v).ToArray());
+                var one = new float[g.N * g.Cout * g.OHW];
+                var grouped = new float[one.Length];
+                var noBias = new float[one.Length];
+                Conv.GroupImagesBelow = 0;
+                Conv.Forward<float>(g, xf, wf, bf, one);
+                Conv.GroupImagesBelow = int.MaxValue;
+                Conv.GroupColumns = 3 * g.OHW - 1;
+                Conv.Forward<float>(g, xf, wf, bf, grouped);
+                Conv.Forward<float>(g, xf, wf, [], noBias);
+                Assert.Equal(one, grouped);
+                for (int i = 0; i < one.Length; i++) Assert.Equal(one[i] - bf[i / g.OHW % g.Cout], noBias[i], 4);
+            }
+        }
+        finally { (Conv.GroupImagesBelow, Conv.GroupColumns) = (below, columns); }
+    }
+
     private static void AssertClose(double[] expect, float[] got, string what)
     {
         Assert.Equal(expect.Length, got.Length);

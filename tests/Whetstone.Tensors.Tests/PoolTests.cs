@@ -27,6 +27,25 @@ public class PoolTests
     }
 
     [Theory]
+    [InlineData(5, 112, 112, 3, 3, 2, 2, 1, 1)]    // ResNet's stem pool: 512- and 256-bit columns
+    [InlineData(3, 9, 37, 3, 2, 2, 1, 1, 1)]      // a scalar tail
+    [InlineData(2, 5, 20, 5, 5, 1, 1, 2, 2)]
+    public void MaxValuesWithoutArgmaxEqualTheWindowedLoopNaNAndInfinityIncluded(int planes, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw)
+    {
+        var g = new PoolGeom(planes, h, w, kh, kw, sh, sw, ph, pw);
+        var x = GradCheck.RandomDoubles(planes * h * w, seed: 3).Select(v => (float)v).ToArray();
+        x[5] = float.NaN; x[w + 20 < x.Length ? w + 20 : 7] = float.NaN; x[2 * w + 1] = float.NegativeInfinity;
+        for (int i = (planes - 1) * h * w; i < planes * h * w; i++) x[i] = float.NegativeInfinity;   // a plane of −∞
+        var withArg = new float[planes * g.OH * g.OW];
+        var values = new float[withArg.Length];
+        Pool.MaxForward<float>(g, x, withArg, new int[withArg.Length]);
+        Pool.MaxForward<float>(g, x, values, []);
+        for (int i = 0; i < values.Length; i++)
+            Assert.True(withArg[i].Equals(values[i]), $"y[{i}]: {values[i]} vs {withArg[i]} with the argmax loop");
+        Assert.Contains(values, float.IsNaN);
+    }
+
+    [Theory]
     [InlineData(6, 7, 9, 3, 3, 2, 2, 1, 1)]
     [InlineData(4, 8, 5, 2, 3, 2, 1, 1, 1)]
     [InlineData(3, 9, 10, 3, 3, 1, 1, 0, 0)]

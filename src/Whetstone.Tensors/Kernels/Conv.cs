@@ -190,18 +190,23 @@ internal static unsafe class Conv
     /// <summary>Image-parallel when the batch can feed every thread; otherwise images in turn with a parallel GEMM inside.</summary>
     private static int ImageParts(int n) => Par.Threads > 1 && n >= Par.Threads ? Math.Min(n, Par.Threads) : 1;
 
+    /// <summary>Forward convs whose images have fewer output pixels than this run several images per GEMM (<see cref="ForwardImageGroups"/>).</summary>
+    internal static int GroupImagesBelow = 2048;
+
+    /// <summary>GEMM columns a group of images aims for, and the most floats its im2col buffer may take.</summary>
+    internal static int GroupColumns = 4096, GroupColFloats = 8 << 20;
+
     private static void ForwardF(ConvGeom g, ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> b, Span<float> y)
     {
         if (g.IsDepthwise) { Depthwise.Forward(g, x, w, b, y); return; }
         fixed (float* px = x) fixed (float* pw = w) fixed (float* pb = b) fixed (float* py = y)
         {
             float* ax = px, aw = pw, ab = b.IsEmpty ? null : pb, ay = py;
-            int parts = ImageParts(g.N);
-            if (parts == 1) ForwardImages(g, ax, aw, ab, ay, 0, g.N);
-            else Par.For(parts, 1, (p0, p1) =>
-            {
-                for (int p = p0; p < p1; p++) ForwardImages(g, ax, aw, ab, ay, p * g.N / parts, (p + 1) * g.N / parts);
-            });
+            if (g.N > 1 && g.Groups == 1 && g.OHW < GroupImagesBelow) { ForwardImageGroups(g, ax, aw, ab, ay); return; }
+            // image-parallel with one image per task, so a thread slowed by other load hands images over
+            // (each image is computed alone, so the split does not change a bit)
+            if (ImageParts(g.N) == 1) ForwardImages(g, ax, aw, ab, ay, 0, g.N);
+            else Par.For(g.N, 1, (n0, n1) => ForwardImages(g, ax, aw, ab, ay, n0, n1));
         }
     }
 
@@ -231,6 +236,54 @@ internal static unsafe class Conv
                 }
         }
         finally { if (col is not null) BufferPool.Return(col); }
+    }
+
+    /// <summary>
+    /// Forward for small output planes: the im2col matrices of several images side by side, col (K, G·OHW), and one
+    /// GEMM y_G (Cout, G·OHW) = W (Cout, K) · col per group of G images, threaded inside the GEMM. The weights are packed
+    /// once per group instead of once per image, and the GEMM's column panels are full (a 7×7 plane alone fills 49 of
+    /// 64 columns). Then y_G is scattered to (N, Cout, OHW) with the bias. Each output is the same sum, in the same
+    /// order, as with one image per GEMM.
+    /// </summary>
+    private static void ForwardImageGroups(ConvGeom g, float* x, float* w, float* b, float* y)
+    {
+        long perImage = (long)g.K * g.OHW;
+        int group = Math.Clamp((GroupColumns + g.OHW - 1) / g.OHW, 1, g.N);
+        group = (int)Math.Max(1, Math.Min(group, GroupColFloats / Math.Max(1, perImage)));
+        int groups = (g.N + group - 1) / group;
+        group = (g.N + groups - 1) / groups;   // even groups
+        float[] col = BufferPool.Rent((int)(perImage * group));
+        float[] acc = BufferPool.Rent(g.Cout * g.OHW * group);
+        try
+        {
+            fixed (float* pcol = col) fixed (float* pacc = acc)
+            {
+                float* ac = pcol, aa = pacc;
+                for (int n0 = 0; n0 < g.N; n0 += group)
+                {
+                    int count = Math.Min(group, g.N - n0), ld = count * g.OHW;
+                    for (int i = 0; i < count; i++) Im2Col(g, x + (long)(n0 + i) * g.Cin * g.HW, ac + (long)i * g.OHW, ld);
+                    Gemm.Run(false, false, g.Cout, ld, g.K, 1f, w, g.K, ac, ld, 0f, aa, ld);
+                    int n0c = n0;
+                    Par.For(count * g.Cout, Math.Max(1, 16384 / g.OHW), (r0, r1) =>
+                    {
+                        for (int r = r0; r < r1; r++)
+                        {
+                            int i = r / g.Cout, co = r % g.Cout;
+                            var src = new ReadOnlySpan<float>(aa + (long)co * ld + (long)i * g.OHW, g.OHW);
+                            var dst = new Span<float>(y + ((long)(n0c + i) * g.Cout + co) * g.OHW, g.OHW);
+                            if (b != null) TensorPrimitives.Add(src, b[co], dst);
+                            else src.CopyTo(dst);
+                        }
+                    });
+                }
+            }
+        }
+        finally
+        {
+            BufferPool.Return(col);
+            BufferPool.Return(acc);
+        }
     }
 
     private static void BackwardF(ConvGeom g, ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> dy,
@@ -329,7 +382,10 @@ internal static unsafe class Conv
     }
 
     // col (CinG·KH·KW, OH·OW) ← x (CinG, H, W) of one image and group; padding reads as zero
-    internal static void Im2Col(ConvGeom g, float* x, float* col)
+    internal static void Im2Col(ConvGeom g, float* x, float* col) => Im2Col(g, x, col, g.OHW);
+
+    // the same, rows ld floats apart (several images' columns side by side)
+    internal static void Im2Col(ConvGeom g, float* x, float* col, long ld)
     {
         int taps = g.KH * g.KW;
         Par.For(g.CinG, Math.Max(1, 65536 / Math.Max(1, taps * g.OHW)), (c0, c1) =>
@@ -337,7 +393,7 @@ internal static unsafe class Conv
             for (int c = c0; c < c1; c++)
                 for (int i = 0; i < g.KH; i++)
                     for (int j = 0; j < g.KW; j++)
-                        Im2ColRow(g, x + (long)c * g.HW, i, j, col + (long)((c * g.KH + i) * g.KW + j) * g.OHW);
+                        Im2ColRow(g, x + (long)c * g.HW, i, j, col + (long)((c * g.KH + i) * g.KW + j) * ld);
         });
     }
 

@@ -1,3 +1,7 @@
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using Whetstone.Tensors.Memory;
+
 namespace Whetstone.Tensors.Kernels;
 
 /// <summary>
@@ -29,10 +33,16 @@ internal static unsafe class Pool
 {
     private static int Grain(int work) => Math.Max(1, 32768 / Math.Max(1, work));
 
-    // x (P, H, W) → y (P, OH, OW) = window max (padding never wins), arg (P, OH, OW) = ih·W + iw of the first max
+    // x (P, H, W) → y (P, OH, OW) = window max (padding never wins), arg (P, OH, OW) = ih·W + iw of the first max;
+    // an empty arg (no backward to come) takes the separable float path (NaN wins as in the windowed loop)
     public static void MaxForward<T>(PoolGeom g, ReadOnlySpan<T> x, Span<T> y, Span<int> arg) where T : unmanaged, IFloatingPointIeee754<T>
     {
         Check(g, x.Length, y.Length);
+        if (arg.IsEmpty && typeof(T) == typeof(float))
+        {
+            MaxForwardValues(g, MemoryMarshal.Cast<T, float>(x), MemoryMarshal.Cast<T, float>(y));
+            return;
+        }
         if (arg.Length != y.Length) throw new ArgumentException("arg length mismatch.");
         fixed (T* px = x) fixed (T* py = y) fixed (int* pa = arg)
         {
@@ -63,6 +73,86 @@ internal static unsafe class Pool
                     }
                 }
             });
+        }
+    }
+
+    /// <summary>
+    /// Max pooling values only, separably: per output row the column-wise max of its kH input rows (SIMD over W), then
+    /// the max of kW neighbours along the row. v replaces m when v &gt; m or v is NaN and m is not: NaN propagates.
+    /// </summary>
+    internal static void MaxForwardValues(PoolGeom g, ReadOnlySpan<float> x, Span<float> y)
+    {
+        fixed (float* px = x) fixed (float* py = y)
+        {
+            float* ax = px, ay = py;
+            Par.For(g.Planes, Grain(g.OHW * g.KH * g.KW), (p0, p1) =>
+            {
+                float[] rowMax = BufferPool.Rent(g.W);
+                try
+                {
+                    fixed (float* col = rowMax)
+                        for (int p = p0; p < p1; p++)
+                        {
+                            float* xp = ax + (long)p * g.HW, yp = ay + (long)p * g.OHW;
+                            for (int oh = 0; oh < g.OH; oh++)
+                            {
+                                int h0 = oh * g.SH - g.PH, hs = Math.Max(h0, 0), he = Math.Min(h0 + g.KH, g.H);
+                                ColumnMax(xp + (long)hs * g.W, he - hs, g.W, col);
+                                float* yr = yp + oh * g.OW;
+                                for (int ow = 0; ow < g.OW; ow++)
+                                {
+                                    int w0 = ow * g.SW - g.PW, ws = Math.Max(w0, 0), we = Math.Min(w0 + g.KW, g.W);
+                                    float m = float.NegativeInfinity;
+                                    for (int iw = ws; iw < we; iw++)
+                                    {
+                                        float v = col[iw];
+                                        if (v > m || (float.IsNaN(v) && !float.IsNaN(m))) m = v;
+                                    }
+                                    yr[ow] = m;
+                                }
+                            }
+                        }
+                }
+                finally { BufferPool.Return(rowMax); }
+            });
+        }
+    }
+
+    /// <summary>dst[w] = max over <paramref name="rows"/> rows (stride <paramref name="width"/>) from <paramref name="src"/>; −∞ for none.</summary>
+    private static void ColumnMax(float* src, int rows, int width, float* dst)
+    {
+        int w = 0;
+        if (Vector512.IsHardwareAccelerated)
+            for (; w + 16 <= width; w += 16)
+            {
+                var m = Vector512.Create(float.NegativeInfinity);
+                for (int r = 0; r < rows; r++)
+                {
+                    var v = Vector512.Load(src + (long)r * width + w);
+                    m = Vector512.ConditionalSelect(Vector512.GreaterThan(v, m) | (~Vector512.Equals(v, v) & Vector512.Equals(m, m)), v, m);
+                }
+                m.Store(dst + w);
+            }
+        else if (Vector256.IsHardwareAccelerated)
+            for (; w + 8 <= width; w += 8)
+            {
+                var m = Vector256.Create(float.NegativeInfinity);
+                for (int r = 0; r < rows; r++)
+                {
+                    var v = Vector256.Load(src + (long)r * width + w);
+                    m = Vector256.ConditionalSelect(Vector256.GreaterThan(v, m) | (~Vector256.Equals(v, v) & Vector256.Equals(m, m)), v, m);
+                }
+                m.Store(dst + w);
+            }
+        for (; w < width; w++)
+        {
+            float m = float.NegativeInfinity;
+            for (int r = 0; r < rows; r++)
+            {
+                float v = src[(long)r * width + w];
+                if (v > m || (float.IsNaN(v) && !float.IsNaN(m))) m = v;
+            }
+            dst[w] = m;
         }
     }
 

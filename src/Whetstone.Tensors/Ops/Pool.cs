@@ -18,16 +18,19 @@ public sealed partial class Tensor
         var x = Contiguous();
         var y = Empty(PoolShape(g));
         int count = y.Size;
-        var arg = ArrayPool<int>.Shared.Rent(count);   // argmax per output; goes back after the backward (or now, without a graph)
+        if (!Graph.Needs(x))
+        {
+            Pool.MaxForward<float>(g, x.Span, y.Span, []);   // no backward: no argmax to keep (the vectorised path)
+            return y;
+        }
+        var arg = ArrayPool<int>.Shared.Rent(count);   // argmax per output; goes back after the backward
         Pool.MaxForward<float>(g, x.Span, y.Span, arg.AsSpan(0, count));
-        if (Graph.Needs(x))
-            Graph.Record(y, "maxpool2d", gy =>
-            {
-                var gx = x.GradBuffer(out bool fresh);
-                Pool.MaxBackward<float>(g, gy.Contiguous().Span, arg.AsSpan(0, count), gx.Span, accumulate: !fresh);
-                ArrayPool<int>.Shared.Return(arg);
-            }, x);
-        else ArrayPool<int>.Shared.Return(arg);
+        Graph.Record(y, "maxpool2d", gy =>
+        {
+            var gx = x.GradBuffer(out bool fresh);
+            Pool.MaxBackward<float>(g, gy.Contiguous().Span, arg.AsSpan(0, count), gx.Span, accumulate: !fresh);
+            ArrayPool<int>.Shared.Return(arg);
+        }, x);
         return y;
     }
 

@@ -64,6 +64,21 @@ public class OnnxOpsParityTests(ITestOutputHelper output)
         Check(m, [2, 3, 7, 9], "pools");
     }
 
+    [Theory]
+    [InlineData(9, 10)]     // the symmetric padding would give an extra output row and column: cropped
+    [InlineData(224, 224)]  // ResNet-18's stem (CNTK): no crop needed
+    public void EndPadsBelowTheBeginPadsRunWithoutAPaddedCopy(int h, int w)
+    {
+        var m = new OnnxTestModel(opset: 8).Input("x", "N", 3, h, w).Output("y")
+            .Init("w", [4, 3, 7, 7], seed: 1)
+            .Node("Conv", ["x", "w"], ["c"], "stem", ("kernel_shape", new long[] { 7, 7 }), ("strides", new long[] { 2, 2 }), ("pads", new long[] { 3, 3, 2, 2 }))
+            .Node("MaxPool", "c", "mp", ("kernel_shape", new long[] { 3, 3 }), ("strides", new long[] { 2, 2 }), ("pads", new long[] { 1, 1, 0, 0 }))
+            .Node("AveragePool", "mp", "y", ("kernel_shape", new long[] { 3, 3 }), ("strides", new long[] { 2, 2 }), ("pads", new long[] { 1, 1, 0, 0 }), ("count_include_pad", 1L));
+        var import = Check(m, [2, 3, h, w], $"asymmetric pads {h}×{w}");
+        Assert.DoesNotContain(import.Graph.Nodes, n => n.Kind == "Pad");
+        Assert.Equal(["stem.weight"], import.Graph.NamedParameters().Select(p => p.Name));
+    }
+
     [Fact]
     public void ShapeOpsConcatTransposeReshapeSoftmax()
     {

@@ -56,6 +56,38 @@ internal sealed class OnnxGemm : Module<Tensor, Tensor>
     protected override string ExtraRepr() => $"weight={Shapes.Format(Weight.Shape)}, transA={_transA}, alpha={_alpha}, beta={_beta}";
 }
 
+/// <summary>
+/// ONNX Conv with end pads no larger than its begin pads: runs with the begin pads on both sides (no padded copy of
+/// the input) and keeps ONNX's output size, cropping the extra last row/column when the symmetric padding makes one.
+/// Parameters as <see cref="Conv2d"/>: <c>weight</c> [Cout, Cin/groups, kH, kW], <c>bias</c> [Cout].
+/// </summary>
+internal sealed class OnnxConv : Module<Tensor, Tensor>
+{
+    private readonly (int H, int W) _stride, _dilation;
+    private readonly int _groups;
+    private readonly (int Top, int Left, int Bottom, int Right) _pads;
+    public Tensor Weight { get; }
+    public Tensor? Bias { get; }
+
+    public OnnxConv(Tensor weight, Tensor? bias, (int H, int W) stride, (int H, int W) dilation, int groups, (int Top, int Left, int Bottom, int Right) pads)
+    {
+        (_stride, _dilation, _groups, _pads) = (stride, dilation, groups, pads);
+        Weight = RegisterParameter("weight", weight);
+        if (bias is not null) Bias = RegisterParameter("bias", bias);
+    }
+
+    public override Tensor Forward(Tensor input)
+    {
+        int oh = (input.Dim(-2) + _pads.Top + _pads.Bottom - _dilation.H * (Weight.Dim(2) - 1) - 1) / _stride.H + 1;
+        int ow = (input.Dim(-1) + _pads.Left + _pads.Right - _dilation.W * (Weight.Dim(3) - 1) - 1) / _stride.W + 1;
+        var y = Tensor.Conv2d(input, Weight, Bias, _stride, (_pads.Top, _pads.Left), _dilation, _groups);
+        return y.Dim(2) == oh && y.Dim(3) == ow ? y : y.Narrow(2, 0, oh).Narrow(3, 0, ow).Contiguous();
+    }
+
+    protected override string ExtraRepr() =>
+        $"weight={Shapes.Format(Weight.Shape)}, stride={_stride}, pads=[{_pads.Top}, {_pads.Left}, {_pads.Bottom}, {_pads.Right}], dilation={_dilation}, groups={_groups}";
+}
+
 /// <summary>What an ONNX tensor name stands for while importing: a layer's output, or a constant known at import time.</summary>
 internal abstract record OnnxValue;
 
@@ -310,6 +342,13 @@ internal static class OnnxOps
         {
             int t = (int)pads[0], l = (int)pads[1], bo = (int)pads[2], r = (int)pads[3];
             if (t == bo && l == r) padding = (t, l);
+            else if (t >= bo && l >= r)
+            {
+                // End pads no larger than the begin pads (CNTK's (3, 3, 2, 2) before a 7×7 stride-2 conv): the conv runs with
+                // the begin pads on both sides and keeps the asymmetric output size — no padded copy of the input.
+                var oc = new OnnxConv(Persistent(w), b is null ? null : Persistent(b), ((int)strides[0], (int)strides[1]), ((int)dil[0], (int)dil[1]), groups, (t, l, bo, r));
+                return new OnnxBuilt([new OnnxStep("", "", oc)], [0]);
+            }
             else steps.Add(new OnnxStep("_pad", "Pad", new OnnxFunction($"Pad2d(top={t}, bottom={bo}, left={l}, right={r})", [null], x => x[0].Pad2d(t, bo, l, r))));
         }
         var conv = new Conv2d(inC, outC, (kh, kw), ((int)strides[0], (int)strides[1]), padding, ((int)dil[0], (int)dil[1]), groups, bias: b is not null);
@@ -357,6 +396,15 @@ internal static class OnnxOps
             else if (autoPad != "VALID") (pt, pl, pb, pr) = ((int)pads[0], (int)pads[1], (int)pads[2], (int)pads[3]);
             if (pt == pb && pl == pr && 2 * pt <= kernel.Item1 && 2 * pl <= kernel.Item2)
                 return max ? t.MaxPool2d(kernel, stride, (pt, pl)) : t.AvgPool2d(kernel, stride, (pt, pl), countPad);
+            if (pt >= pb && pl >= pr && 2 * pt <= kernel.Item1 && 2 * pl <= kernel.Item2)
+            {
+                // End pads no larger than the begin pads (CNTK's (1, 1, 0, 0) before a 3×3 stride-2 max pool): the windows
+                // are those of the begin pads on both sides; keep the asymmetric output size (padding never changes a
+                // window's max, count_include_pad counts kH·kW either way, and in-bounds counts are the same windows').
+                int oh = (t.Dim(-2) + pt + pb - kernel.Item1) / stride.Item1 + 1, ow = (t.Dim(-1) + pl + pr - kernel.Item2) / stride.Item2 + 1;
+                var y = max ? t.MaxPool2d(kernel, stride, (pt, pl)) : t.AvgPool2d(kernel, stride, (pt, pl), countPad);
+                return y.Dim(-2) == oh && y.Dim(-1) == ow ? y : y.Narrow(-2, 0, oh).Narrow(-1, 0, ow).Contiguous();
+            }
             if (max) return t.Pad2d(pt, pb, pl, pr, float.NegativeInfinity).MaxPool2d(kernel, stride, (0, 0));
             var mean = t.Pad2d(pt, pb, pl, pr).AvgPool2d(kernel, stride, (0, 0));
             if (countPad) return mean;
