@@ -161,6 +161,79 @@ public sealed partial class Tensor
         }
     }
 
+    /// <summary>
+    /// LoRA linear in one op: y = x·Wᵀ + b + scale·(x·Aᵀ)·Bᵀ for x [..., in], W [out, in], A [r, in], B [out, r].
+    /// The adapter product is added into y by the GEMM itself and backward runs every product in one closure
+    /// (dx = g·W + scale·(g·B)·A into one buffer), so neither the sum nor its gradient is copied.
+    /// </summary>
+    public static unsafe Tensor LoraLinear(Tensor x, Tensor weight, Tensor? bias, Tensor loraA, Tensor loraB, float scale)
+    {
+        if (loraA.Rank != 2 || loraB.Rank != 2 || weight.Rank != 2) throw new ArgumentException("LoraLinear: weight, A and B must be matrices.");
+        int n = weight.Dims[0], k = weight.Dims[1], r = loraA.Dims[0];
+        if (loraA.Dims[1] != k || loraB.Dims[0] != n || loraB.Dims[1] != r)
+            throw new ArgumentException($"LoraLinear: A {Shapes.Format(loraA.Dims)} and B {Shapes.Format(loraB.Dims)} do not fit weight {Shapes.Format(weight.Dims)}.");
+        Tensor y;
+        using (Graph.NoGrad()) y = Linear(x, weight, bias);
+        var xc = x.Contiguous();
+        var (w, a, bm) = (weight.Contiguous(), loraA.Contiguous(), loraB.Contiguous());
+        int m = k == 0 ? 0 : xc.Size / k;
+        var down = Empty(m, r);                       // scale·x·Aᵀ
+        fixed (float* px = xc.RawArray) fixed (float* pa = a.RawArray) fixed (float* pb = bm.RawArray) fixed (float* pd = down.RawArray) fixed (float* py = y.RawArray)
+        {
+            Gemm.Run(false, true, m, r, k, scale, px + xc.Offset, k, pa + a.Offset, k, 0f, pd + down.Offset, r);
+            Gemm.Run(false, true, m, n, r, 1f, pd + down.Offset, r, pb + bm.Offset, r, 1f, py + y.Offset, n);
+        }
+        if (Graph.Needs(xc, w, bias) || Graph.Needs(a, bm))
+        {
+            var inputs = new List<Tensor> { xc, w, a, bm };
+            if (bias is not null) inputs.Add(bias);
+            Graph.Record(y, "lora_linear", g => LoraLinearBackward(xc, w, bias, a, bm, down, scale, g.Contiguous(), m, n, k, r), inputs.ToArray());
+        }
+        return y;
+    }
+
+    private static unsafe void LoraLinearBackward(Tensor x, Tensor w, Tensor? bias, Tensor a, Tensor bm, Tensor down, float scale, Tensor g, int m, int n, int k, int r)
+    {
+        // gd = scale·g·B (m × r): the gradient of x·Aᵀ (the down projection before scaling)
+        var gd = a.RequiresGrad || x.RequiresGrad ? Empty(m, r) : null;
+        fixed (float* pg = g.RawArray) fixed (float* px = x.RawArray) fixed (float* pw = w.RawArray) fixed (float* pa = a.RawArray)
+        fixed (float* pb = bm.RawArray) fixed (float* pd = down.RawArray) fixed (float* pgd = gd is null ? null : gd.RawArray)
+        {
+            float* G = pg + g.Offset, X = px + x.Offset, A = pa + a.Offset, Bm = pb + bm.Offset, Dn = pd + down.Offset;
+            if (gd is not null) Gemm.Run(false, false, m, r, n, scale, G, n, Bm, r, 0f, pgd + gd.Offset, r);
+            if (bm.RequiresGrad)
+            {
+                // dB = gᵀ·down — down already holds the scale
+                var gb = bm.GradBuffer(out bool fresh);
+                fixed (float* q = gb.RawArray) Gemm.Run(true, false, n, r, m, 1f, G, n, Dn, r, fresh ? 0f : 1f, q + gb.Offset, r);
+            }
+            if (a.RequiresGrad)
+            {
+                var ga = a.GradBuffer(out bool fresh);
+                fixed (float* q = ga.RawArray) Gemm.Run(true, false, r, k, m, 1f, pgd + gd!.Offset, r, X, k, fresh ? 0f : 1f, q + ga.Offset, k);
+            }
+            if (x.RequiresGrad)
+            {
+                var gx = x.GradBuffer(out bool fresh);
+                fixed (float* q = gx.RawArray)
+                {
+                    Gemm.Run(false, false, m, k, n, 1f, G, n, pw + w.Offset, k, fresh ? 0f : 1f, q + gx.Offset, k);
+                    Gemm.Run(false, false, m, k, r, 1f, pgd + gd!.Offset, r, A, k, 1f, q + gx.Offset, k);
+                }
+            }
+            if (w.RequiresGrad)
+            {
+                var gw = w.GradBuffer(out bool fresh);
+                fixed (float* q = gw.RawArray) Gemm.Run(true, false, n, k, m, 1f, G, n, X, k, fresh ? 0f : 1f, q + gw.Offset, k);
+            }
+        }
+        if (bias is { RequiresGrad: true })
+        {
+            var gb = bias.GradBuffer(out bool fresh);
+            ColumnSums(g.Span, gb.Span, m, n, accumulate: !fresh);
+        }
+    }
+
     /// <summary>y[r, :] += b for each of the m rows (in place, parallel over rows).</summary>
     private static unsafe void AddRowVector(Span<float> y, ReadOnlySpan<float> b, int m, int n)
     {
