@@ -104,6 +104,27 @@ public class NnOpsTests
         GradCheck.Op(t => withBias ? Tensor.LoraLinear(t[0], t[1], t[2], t[3], t[4], s) : Tensor.LoraLinear(t[0], t[1], null, t[2], t[3], s), inputs);
     }
 
+    [Theory]
+    [InlineData(false, 3, 5, 7, true)]
+    [InlineData(true, 3, 5, 7, false)]
+    [InlineData(false, 300, 70, 200, true)]     // large enough to run on both threads, edge tiles in both axes
+    public void LinearGeluMatchesLinearThenGelu(bool tanh, int m, int n, int k, bool withBias)
+    {
+        Tensor[] Inputs() => [GradCheck.Random(61, m, k), GradCheck.Random(62, n, k), GradCheck.Random(63, n)];
+        var a = Inputs(); var b = Inputs();
+        foreach (var t in a.Concat(b)) t.RequiresGrad = true;
+        var ya = Tensor.Linear(a[0], a[1], withBias ? a[2] : null).Gelu(tanh);
+        var yb = Tensor.LinearGelu(b[0], b[1], withBias ? b[2] : null, tanh);
+        // same GEMM and bias add; GELU's vector and scalar paths split the elements differently, so agree to rounding
+        static void Close(float[] e, float[] g, double tol) { for (int i = 0; i < e.Length; i++) Assert.True(Math.Abs(e[i] - g[i]) <= tol * Math.Max(1, Math.Abs(e[i])), $"{i}: {e[i]} vs {g[i]}"); }
+        Close(ya.ToArray(), yb.ToArray(), 1e-6);
+        var w = GradCheck.Random(64, m, n);
+        (ya * w).Sum().Backward(); (yb * w).Sum().Backward();
+        for (int i = 0; i < (withBias ? 3 : 2); i++) Close(a[i].Grad!.ToArray(), b[i].Grad!.ToArray(), 1e-5);
+        if (m * n * k < 1000)
+            GradCheck.Op(t => Tensor.LinearGelu(t[0], t[1], withBias ? t[2] : null, tanh), withBias ? Inputs() : Inputs()[..2]);
+    }
+
     [Fact]
     public void AddLayerNormMatchesAddThenLayerNorm()
     {

@@ -1,5 +1,6 @@
 using Whetstone.Tensors.Autograd;
 using Whetstone.Tensors.Kernels;
+using Whetstone.Tensors.Memory;
 
 namespace Whetstone.Tensors;
 
@@ -126,13 +127,57 @@ public sealed partial class Tensor
         var w = weight.Contiguous();
         int m = k == 0 ? 0 : xc.Size / k;
         var y = Empty([.. x.Dims[..^1], n]);
-        fixed (float* px = xc.RawArray) fixed (float* pw = w.RawArray) fixed (float* py = y.RawArray)
-            Gemm.Run(false, true, m, n, k, 1f, px + xc.Offset, k, pw + w.Offset, k, 0f, py + y.Offset, n);
-        if (bias is not null) AddRowVector(y.Span, bias.Contiguous().Span, m, n);
+        var bc = bias?.Contiguous();
+        fixed (float* px = xc.RawArray) fixed (float* pw = w.RawArray) fixed (float* py = y.RawArray) fixed (float* pb = bc is null ? null : bc.RawArray)
+        {
+            if (k > 0) Gemm.RunWithEpilogue(false, true, m, n, k, 1f, px + xc.Offset, k, pw + w.Offset, k, 0f, py + y.Offset, n,
+                pb == null ? null : pb + bc!.Offset, Gemm.Activation.None, null);      // bias added tile by tile
+            else
+            {
+                Gemm.Run(false, true, m, n, k, 1f, px + xc.Offset, k, pw + w.Offset, k, 0f, py + y.Offset, n);
+                if (bc is not null) AddRowVector(y.Span, bc.Span, m, n);
+            }
+        }
         if (Graph.Needs(xc, w, bias))
         {
             var inputs = bias is null ? new[] { xc, w } : new[] { xc, w, bias };
             Graph.Record(y, "linear", g => LinearBackward(xc, w, bias, g, m, n, k), inputs);
+        }
+        return y;
+    }
+
+    /// <summary>
+    /// gelu(x·Wᵀ + b) in one GEMM: bias and GELU (erf, or the tanh form) are applied to each tile of the product as it is
+    /// finished. The pre-activation is kept for backward: d(pre) = g·gelu'(pre), then the Linear backward.
+    /// </summary>
+    public static unsafe Tensor LinearGelu(Tensor x, Tensor weight, Tensor? bias, bool tanhApproximation = false)
+    {
+        if (weight.Rank != 2) throw new ArgumentException($"Linear weight must be [out, in]; got {Shapes.Format(weight.Dims)}.");
+        int n = weight.Dims[0], k = weight.Dims[1];
+        if (x.Rank < 1 || x.Dims[^1] != k || k == 0) return Linear(x, weight, bias).Gelu(tanhApproximation);
+        if (bias is not null && (bias.Rank != 1 || bias.Dims[0] != n)) throw new ArgumentException($"Linear: bias {Shapes.Format(bias.Dims)} does not match {n} outputs.");
+        var xc = x.Contiguous();
+        var w = weight.Contiguous();
+        var bc = bias?.Contiguous();
+        int m = xc.Size / k;
+        bool needs = Graph.Needs(xc, w, bias);
+        var pre = Empty([.. x.Dims[..^1], n]);
+        var y = Empty([.. x.Dims[..^1], n]);
+        fixed (float* px = xc.RawArray) fixed (float* pw = w.RawArray) fixed (float* ppre = pre.RawArray) fixed (float* py = y.RawArray)
+        fixed (float* pb = bc is null ? null : bc.RawArray)
+            Gemm.RunWithEpilogue(false, true, m, n, k, 1f, px + xc.Offset, k, pw + w.Offset, k, 0f, ppre + pre.Offset, n,
+                pb == null ? null : pb + bc!.Offset, tanhApproximation ? Gemm.Activation.GeluTanh : Gemm.Activation.GeluErf, py + y.Offset);
+        if (needs)
+        {
+            var inputs = bias is null ? new[] { xc, w } : new[] { xc, w, bias };
+            Graph.Record(y, tanhApproximation ? "linear_gelu_tanh" : "linear_gelu", g =>
+            {
+                var dpre = Empty(pre.Dims);
+                if (tanhApproximation) Elementwise.Backward<GeluTanh, float>(pre.Span, g.Contiguous().Span, dpre.Span, accumulate: false);
+                else Elementwise.Backward<GeluErf, float>(pre.Span, g.Contiguous().Span, dpre.Span, accumulate: false);
+                LinearBackward(xc, w, bias, dpre, m, n, k);
+                TensorScope.Current?.ReleaseEarly(dpre.Storage);
+            }, inputs);
         }
         return y;
     }
