@@ -46,35 +46,55 @@ internal static class EncoderStepBench
         if (modes.Length == 0) modes = Modes;
         int threads = Opt(args, "--threads", 2);
         bool peer = !args.Contains("--no-peer");
+        // --rounds N: N (ours, peer) pairs in turn, so that load from other work on the machine falls on both alike;
+        // the record gives the medians over rounds of each side's step median, and the fastest single steps.
+        int rounds = Opt(args, "--rounds", 1);
         foreach (var mode in modes)
         {
-            var ours = RunChild(mode, threads, args, model, batch, seq);
-            JsonObject? theirs = peer ? RunPeer(model, mode, threads, batch, seq) : null;
+            var oursRuns = new List<JsonObject>();
+            var theirRuns = new List<JsonObject>();
+            for (int round = 0; round < rounds; round++)
+            {
+                oursRuns.Add(RunChild(mode, threads, args, model, batch, seq));
+                if (peer && RunPeer(model, mode, threads, batch, seq) is { } t) theirRuns.Add(t);
+            }
+            static double Med(IEnumerable<double> v) { var a = v.OrderBy(x => x).ToArray(); return a.Length == 0 ? double.NaN : a.Length % 2 == 1 ? a[a.Length / 2] : (a[a.Length / 2 - 1] + a[a.Length / 2]) / 2; }
+            static double MedOf(List<JsonObject> runs, string key) => Med(runs.Where(r => r[key] is not null).Select(r => r[key]!.GetValue<double>()));
+            static double MinStep(List<JsonObject> runs) => runs.SelectMany(r => r["all_ms"]!.AsArray().Select(x => x!.GetValue<double>())).Min();
+            var ours = oursRuns[^1];
+            double ms = MedOf(oursRuns, "ms");
             var rec = new JsonObject
             {
                 ["bench"] = "encoder-step",
                 ["case"] = $"{shape.Label} b{batch}x{seq} {mode}",
                 ["threads"] = threads,
-                ["ms"] = ours["ms"]!.GetValue<double>(),
-                ["peak_rss_mb"] = ours["peak_rss_mb"]!.GetValue<double>(),
+                ["rounds"] = rounds,
+                ["ms"] = Math.Round(ms, 1),
+                ["min_ms"] = Math.Round(MinStep(oursRuns), 1),
+                ["peak_rss_mb"] = oursRuns.Max(r => r["peak_rss_mb"]!.GetValue<double>()),
                 ["params_trainable"] = ours["params_trainable"]!.GetValue<long>(),
-                ["all_ms"] = ours["all_ms"]!.DeepClone(),
+                ["round_ms"] = new JsonArray(oursRuns.Select(r => (JsonNode)r["ms"]!.GetValue<double>()).ToArray()),
             };
             foreach (var part in new[] { "fwd_ms", "bwd_ms", "opt_ms" })
             {
-                if (ours[part] is { } v) rec[part] = v.DeepClone();
-                if (theirs?[part] is { } r) rec["ref_" + part] = Math.Round(r.GetValue<double>(), 1);
+                if (ours[part] is not null) rec[part] = Math.Round(MedOf(oursRuns, part), 1);
+                if (theirRuns.Count > 0 && theirRuns[0][part] is not null) rec["ref_" + part] = Math.Round(MedOf(theirRuns, part), 1);
             }
-            if (theirs is not null)
+            if (theirRuns.Count > 0)
             {
-                double refMs = theirs["ms"]!.GetValue<double>();
+                double refMs = MedOf(theirRuns, "ms");
                 rec["ref_ms"] = Math.Round(refMs, 1);
-                rec["ref_peak_rss_mb"] = theirs["peak_rss_mb"]!.GetValue<double>();
-                rec["ratio"] = Math.Round(ours["ms"]!.GetValue<double>() / refMs, 3);
-                rec["ref"] = "pytorch " + (theirs["torch"]?.GetValue<string>() ?? "");
-                rec["ref_openblas_core"] = theirs["OPENBLAS_CORETYPE"]?.GetValue<string>() ?? "?";
+                rec["ref_min_ms"] = Math.Round(MinStep(theirRuns), 1);
+                rec["ref_peak_rss_mb"] = theirRuns.Max(r => r["peak_rss_mb"]!.GetValue<double>());
+                rec["ref_round_ms"] = new JsonArray(theirRuns.Select(r => (JsonNode)Math.Round(r["ms"]!.GetValue<double>(), 1)).ToArray());
+                rec["ratio"] = Math.Round(ms / refMs, 3);
+                rec["ratio_min"] = Math.Round(rec["min_ms"]!.GetValue<double>() / rec["ref_min_ms"]!.GetValue<double>(), 3);
+                rec["ratio_rounds"] = new JsonArray(oursRuns.Zip(theirRuns, (o, t) => (JsonNode)Math.Round(o["ms"]!.GetValue<double>() / t["ms"]!.GetValue<double>(), 3)).ToArray());
+                rec["ref"] = "pytorch " + (theirRuns[0]["torch"]?.GetValue<string>() ?? "");
+                rec["ref_openblas_core"] = theirRuns[0]["OPENBLAS_CORETYPE"]?.GetValue<string>() ?? "?";
                 rec["ref_blas"] = BlasLibrary();
             }
+            rec["loadavg1"] = File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Split(' ')[0] : "?";
             Console.WriteLine(rec.ToJsonString());
         }
     }

@@ -6,12 +6,13 @@ internal static class Program
     private static readonly Dictionary<string, (string Help, Func<string[], int> Run)> Benches = new()
     {
         ["gemm"] = ("SGEMM vs OpenBLAS cblas_sgemm, 1 and 2 threads [--threads 1,2] [--reps N] [--case NAME] [--kernel 14x32] [--mc N --kc N --nc N] [--no-ref]", GemmBench.Run),
-        ["encoder-step"] = ("BERT classifier training step in 5 modes vs PyTorch (../shared/peer) [full|top2|head|lora|infer ...] [--model bert|minilm] [--batch B] [--seq T] [--threads N] [--iters N] [--no-peer]",
+        ["encoder-step"] = ("BERT classifier training step in 5 modes vs PyTorch (../shared/peer) [full|top2|head|lora|infer ...] [--model bert|minilm] [--batch B] [--seq T] [--threads N] [--iters N] [--rounds N] [--no-peer]",
             a => { EncoderStepBench.Run(a[1..]); return 0; }),
         ["load-bert"] = ("HfModel.Load of a random bert-base-shaped safetensors checkpoint (110M params, /tmp) [--reps N] [--dir PATH]", HfLoadBench.Run),
         ["tokenize"] = ("Tokenization throughput: WordPiece (bert_vocab) and byte-level BPE (gpt2_bpe) over the sentiment sentences [--threads 1,2] [--repeat N]", TokenizeBench.Run),
         ["checkpoint"] = ("Resume checkpoints: bert-base + AdamW write/verify-read vs its own load, and the quickstart top-blocks run's per-epoch share [bert-base|epoch|all] [--reps N] [--epochs N]", CheckpointBench.Run),
         ["resnet18"] = ("ResNet-18 (ML.NET ONNX) frozen-backbone feature pass vs ONNX Runtime, images/s [--batch 32] [--threads 2] [--reps N] [--size 224] [--no-ref]", ResNet18Bench.Run),
+        ["encoder-ops"] = ("MiniLM layer ops alone (GELU, attention, residual LayerNorm, FFN linears), forward and forward+backward [--reps N] [--threads N]", EncoderOpsBench.Run),
         ["gemm-parts"] = ("GEMM pieces alone: micro-kernel GFLOP/s on cached panels, packing rates [--kernel 14x32] [--mc N --kc N]", GemmBench.Parts),
     };
 

@@ -75,6 +75,56 @@ public class NnOpsTests
         GradCheck.Kernel(beta, b => Fwd(x0, r0, gamma, b), (b, _, dy) => Bwd(x0, r0, gamma, dy).db);
     }
 
+    [Theory]
+    [InlineData(true, true)]
+    [InlineData(false, false)]
+    public void LoraLinearMatchesComposedAdapter(bool withBias, bool trainBase)
+    {
+        // y = x·Wᵀ + b + s·(x·Aᵀ)·Bᵀ against the composition of three linears, a scale and an add
+        const float s = 2.5f;
+        Tensor[] Inputs() => [GradCheck.Random(51, 2, 5, 7), GradCheck.Random(52, 6, 7), GradCheck.Random(53, 6), GradCheck.Random(54, 3, 7), GradCheck.Random(55, 6, 3)];
+        Tensor Composed(Tensor[] t) => Tensor.Linear(t[0], t[1], withBias ? t[2] : null) + Tensor.Linear(Tensor.Linear(t[0], t[3], null) * s, t[4], null);
+        Tensor Fused(Tensor[] t) => Tensor.LoraLinear(t[0], t[1], withBias ? t[2] : null, t[3], t[4], s);
+        var a = Inputs(); var b = Inputs();
+        foreach (var t in a.Concat(b)) t.RequiresGrad = true;
+        if (!trainBase) { a[1].RequiresGrad = b[1].RequiresGrad = false; }
+        var w = GradCheck.Random(56, 2, 5, 6);
+        var ya = Composed(a); var yb = Fused(b);
+        var (fa, fb) = (ya.ToArray(), yb.ToArray());
+        for (int i = 0; i < fa.Length; i++) Assert.Equal(fa[i], fb[i], 5);
+        (ya * w).Sum().Backward(); (yb * w).Sum().Backward();
+        for (int k = 0; k < 5; k++)
+        {
+            if (!a[k].RequiresGrad || (!withBias && k == 2)) { Assert.Null(b[k].Grad); continue; }
+            var (ga, gb) = (a[k].Grad!.ToArray(), b[k].Grad!.ToArray());
+            for (int i = 0; i < ga.Length; i++) Assert.Equal(ga[i], gb[i], 4);
+        }
+        var inputs = Inputs();
+        if (!withBias) inputs = [inputs[0], inputs[1], inputs[3], inputs[4]];
+        GradCheck.Op(t => withBias ? Tensor.LoraLinear(t[0], t[1], t[2], t[3], t[4], s) : Tensor.LoraLinear(t[0], t[1], null, t[2], t[3], s), inputs);
+    }
+
+    [Theory]
+    [InlineData(false, 3, 5, 7, true)]
+    [InlineData(true, 3, 5, 7, false)]
+    [InlineData(false, 300, 70, 200, true)]     // large enough to run on both threads, edge tiles in both axes
+    public void LinearGeluMatchesLinearThenGelu(bool tanh, int m, int n, int k, bool withBias)
+    {
+        Tensor[] Inputs() => [GradCheck.Random(61, m, k), GradCheck.Random(62, n, k), GradCheck.Random(63, n)];
+        var a = Inputs(); var b = Inputs();
+        foreach (var t in a.Concat(b)) t.RequiresGrad = true;
+        var ya = Tensor.Linear(a[0], a[1], withBias ? a[2] : null).Gelu(tanh);
+        var yb = Tensor.LinearGelu(b[0], b[1], withBias ? b[2] : null, tanh);
+        // same GEMM and bias add; GELU's vector and scalar paths split the elements differently, so agree to rounding
+        static void Close(float[] e, float[] g, double tol) { for (int i = 0; i < e.Length; i++) Assert.True(Math.Abs(e[i] - g[i]) <= tol * Math.Max(1, Math.Abs(e[i])), $"{i}: {e[i]} vs {g[i]}"); }
+        Close(ya.ToArray(), yb.ToArray(), 1e-6);
+        var w = GradCheck.Random(64, m, n);
+        (ya * w).Sum().Backward(); (yb * w).Sum().Backward();
+        for (int i = 0; i < (withBias ? 3 : 2); i++) Close(a[i].Grad!.ToArray(), b[i].Grad!.ToArray(), 1e-5);
+        if (m * n * k < 1000)
+            GradCheck.Op(t => Tensor.LinearGelu(t[0], t[1], withBias ? t[2] : null, tanh), withBias ? Inputs() : Inputs()[..2]);
+    }
+
     [Fact]
     public void AddLayerNormMatchesAddThenLayerNorm()
     {

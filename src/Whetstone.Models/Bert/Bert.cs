@@ -154,7 +154,7 @@ public sealed class BertIntermediate : Module
         Dense = RegisterModule("dense", ModelInit.Linear(c.HiddenSize, c.IntermediateSize, rng));
     }
 
-    public Tensor Forward(Tensor x) => Dense.Forward(x).Gelu(_tanhGelu);
+    public Tensor Forward(Tensor x) => Dense.ForwardGelu(x, _tanhGelu);
 }
 
 public sealed class BertLayer : Module

@@ -52,6 +52,10 @@ public sealed class Linear : Module<Tensor, Tensor>
     public override Tensor Forward(Tensor input) =>
         Wrapper is not null ? Wrapper.Forward(input) : Tensor.Linear(input, Weight, Bias);
 
+    /// <summary>gelu(Forward(input)); one fused op (bias and GELU in the GEMM's epilogue) unless a wrapper owns the layer.</summary>
+    public Tensor ForwardGelu(Tensor input, bool tanhApproximation = false) =>
+        Wrapper is not null ? Wrapper.Forward(input).Gelu(tanhApproximation) : Tensor.LinearGelu(input, Weight, Bias, tanhApproximation);
+
     /// <summary>The plain affine map, ignoring any wrapper.</summary>
     internal Tensor ForwardBase(Tensor input) => Tensor.Linear(input, Weight, Bias);
 

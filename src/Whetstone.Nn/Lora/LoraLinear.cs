@@ -69,8 +69,10 @@ public sealed class LoraLinear : Module<Tensor, Tensor>, IRandomModule
     public override Tensor Forward(Tensor input)
     {
         ArgumentNullException.ThrowIfNull(input);
+        if (IsMerged || AdaptersDisabled) return Base.ForwardBase(input);
+        // without dropout the whole layer is one op (no copies of the sum or its gradient)
+        if (!(IsTraining && Dropout > 0)) return Tensor.LoraLinear(input, Base.Weight, Base.Bias, LoraA.Weight, LoraB.Weight, (float)Scale);
         var y = Base.ForwardBase(input);
-        if (IsMerged || AdaptersDisabled) return y;
         var h = input;
         if (IsTraining && Dropout > 0) h = input * DropoutMask(input.Shape.ToArray());
         var down = LoraA.ForwardBase(h) * (float)Scale;   // scale the narrow [.., r] tensor

@@ -24,6 +24,9 @@ internal static class Elementwise
 {
     private const int Grain = 1 << 15;
 
+    /// <summary>f(x) in float through the double reference (edges of vector loops).</summary>
+    public static float ScalarF<TOp>(float x) where TOp : IUnaryKernel => (float)TOp.F(x);
+
     /// <summary>dst += src.</summary>
     public static void AddInto(ReadOnlySpan<float> src, Span<float> dst) => TensorPrimitives.Add(dst, src, dst);
 

@@ -98,6 +98,71 @@ internal static unsafe partial class Gemm
         Packed(ForRows(m), threads, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     }
 
+    /// <summary>What to do with each finished tile of C while it is still in L1.</summary>
+    internal enum Activation { None, GeluErf, GeluTanh }
+
+    /// <summary>
+    /// C = alpha·op(A)·op(B) + beta·C, then C[i, j] += bias[j] (bias may be null) and, with an activation,
+    /// act[i, j] = f(C[i, j]) (act has leading dimension ldc): the epilogue runs on each tile as it is finished,
+    /// so neither the bias add nor the activation is a pass over memory of its own. k ≥ 1.
+    /// </summary>
+    public static void RunWithEpilogue(bool transA, bool transB, int m, int n, int k, float alpha,
+        float* a, int lda, float* b, int ldb, float beta, float* c, int ldc, float* bias, Activation activation, float* act)
+    {
+        if (m <= 0 || n <= 0) return;
+        if (k <= 0) throw new ArgumentOutOfRangeException(nameof(k), "RunWithEpilogue needs k ≥ 1.");
+        int threads = (long)m * n * k < ParallelThreshold ? 1 : Par.Threads;
+        Packed(ForRows(m), threads, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, new Epilogue(bias, activation, act));
+    }
+
+    internal readonly struct Epilogue(float* bias, Activation activation, float* act)
+    {
+        public readonly float* Bias = bias, Act = act;
+        public readonly Activation Kind = activation;
+        public bool Any => Bias != null || Kind != Activation.None;
+
+        /// <summary>Applies the epilogue to rows × cols of C at c (column j0 of the whole matrix), act at the same place.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Tile(float* c, nint ldc, float* act, int rows, int cols, int j0)
+        {
+            float* t = stackalloc float[16];
+            for (int r = 0; r < rows; r++)
+            {
+                float* cr = c + r * ldc, ar = act == null ? null : act + r * ldc;
+                int q = 0;
+                if (Vector512.IsHardwareAccelerated)
+                {
+                    for (; q + 16 <= cols; q += 16)
+                    {
+                        var v = Vector512.Load(cr + q);
+                        if (Bias != null) { v += Vector512.Load(Bias + j0 + q); Vector512.Store(v, cr + q); }
+                        if (Kind == Activation.GeluErf) Vector512.Store(Kernels.GeluErf.F(v), ar + q);
+                        else if (Kind == Activation.GeluTanh) Vector512.Store(Kernels.GeluTanh.F(v), ar + q);
+                    }
+                }
+                if (Vector512.IsHardwareAccelerated && q < cols)
+                {
+                    // the ragged end through the same vector code, so every element gets the same rounding
+                    int rest = cols - q;
+                    for (int e = 0; e < 16; e++) t[e] = e < rest ? cr[q + e] + (Bias != null ? Bias[j0 + q + e] : 0f) : 0f;
+                    var v = Vector512.Load(t);
+                    if (Bias != null) for (int e = 0; e < rest; e++) cr[q + e] = t[e];
+                    if (Kind == Activation.GeluErf) Vector512.Store(Kernels.GeluErf.F(v), t);
+                    else if (Kind == Activation.GeluTanh) Vector512.Store(Kernels.GeluTanh.F(v), t);
+                    if (Kind != Activation.None) for (int e = 0; e < rest; e++) ar[q + e] = t[e];
+                    q = cols;
+                }
+                for (; q < cols; q++)
+                {
+                    float v = cr[q];
+                    if (Bias != null) { v += Bias[j0 + q]; cr[q] = v; }
+                    if (Kind == Activation.GeluErf) ar[q] = Elementwise.ScalarF<GeluErf>(v);
+                    else if (Kind == Activation.GeluTanh) ar[q] = Elementwise.ScalarF<GeluTanh>(v);
+                }
+            }
+        }
+    }
+
     /// <summary>Batched GEMM: matrices of batch i start at a + i·strideA (and so on).</summary>
     public static void RunBatched(int batch, bool transA, bool transB, int m, int n, int k, float alpha,
         float* a, int lda, long strideA, float* b, int ldb, long strideB, float beta, float* c, int ldc, long strideC)
@@ -139,7 +204,7 @@ internal static unsafe partial class Gemm
     /// <summary>The packed, blocked GEMM with an explicit configuration and thread count (m, n, k ≥ 1).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void Packed(in Config cfg, int threads, bool transA, bool transB, int m, int n, int k, float alpha,
-        float* a, int lda, float* b, int ldb, float beta, float* c, int ldc)
+        float* a, int lda, float* b, int ldb, float beta, float* c, int ldc, Epilogue epi = default)
     {
         int mr = cfg.Mr, nr = cfg.Nr, kcMax = cfg.Kc;
         // kc blocks: equal sizes so the last block is not a sliver (depends on k only: fixed summation order)
@@ -184,19 +249,20 @@ internal static unsafe partial class Gemm
             colGroups = (panels + groupPanels - 1) / groupPanels;
             int items = rowBlocks * colGroups;
             float* cj = c + jc;
+            int jc0 = jc;
 
             if (threads > 1 && items > 1)
             {
                 Par.For(items, 1, (s, e) =>
                 {
                     for (int it = s; it < e; it++)
-                        Item(cfgCopy, it / colGroups, it % colGroups, transA, m, k, kc, mc, ncb, groupPanels, alpha, a, lda, bp, panels, beta, cj, ldc);
+                        Item(cfgCopy, it / colGroups, it % colGroups, transA, m, k, kc, mc, ncb, groupPanels, alpha, a, lda, bp, panels, beta, cj, ldc, epi, jc0);
                 });
             }
             else
             {
                 for (int it = 0; it < items; it++)
-                    Item(cfg, it / colGroups, it % colGroups, transA, m, k, kc, mc, ncb, groupPanels, alpha, a, lda, bp, panels, beta, cj, ldc);
+                    Item(cfg, it / colGroups, it % colGroups, transA, m, k, kc, mc, ncb, groupPanels, alpha, a, lda, bp, panels, beta, cj, ldc, epi, jc0);
             }
         }
     }
@@ -206,7 +272,7 @@ internal static unsafe partial class Gemm
     /// <summary>One task: rows of row block <paramref name="rb"/> × the panels of column group <paramref name="cg"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Item(in Config cfg, int rb, int cg, bool transA, int m, int k, int kc, int mc, int ncb, int groupPanels,
-        float alpha, float* a, int lda, float* bp, int panels, float beta, float* c, int ldc)
+        float alpha, float* a, int lda, float* bp, int panels, float beta, float* c, int ldc, Epilogue epi, int jc0)
     {
         int mr = cfg.Mr, nr = cfg.Nr;
         int i0 = rb * mc, mcb = Math.Min(mc, m - i0);
@@ -244,6 +310,8 @@ internal static unsafe partial class Gemm
                             else for (int q = 0; q < nrb; q++) dst[q] = MathF.FusedMultiplyAdd(betaEff, dst[q], src[q]);
                         }
                     }
+                    if (epi.Any && pc + kcb == k)
+                        epi.Tile(pc0, ldc, epi.Act == null ? null : epi.Act + (pc0 - c) + jc0, mrb, nrb, jc0 + j);
                 }
             }
         }

@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
 
 namespace Whetstone.Tensors.Kernels;
 
@@ -24,6 +25,11 @@ internal static unsafe class Softmax
     internal static void Row<T>(ReadOnlySpan<T> x, Span<T> y, bool log) where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (x.Length == 0) return;
+        if (typeof(T) == typeof(float) && !log && Vector512.IsHardwareAccelerated && x.Length >= 16)
+        {
+            fixed (T* px = x) fixed (T* py = y) RowF((float*)px, (float*)py, x.Length);
+            return;
+        }
         T max = TensorPrimitives.Max(x);
         if (T.IsNegativeInfinity(max)) { y.Fill(log ? T.NegativeInfinity : T.Zero); return; } // fully masked row
         TensorPrimitives.Subtract(x, max, y);
@@ -40,6 +46,35 @@ internal static unsafe class Softmax
             T sum = TensorPrimitives.Sum<T>(y);
             TensorPrimitives.Multiply(y, T.One / sum, y);
         }
+    }
+
+    /// <summary>
+    /// Softmax of one float row in three passes (max; exp and sum; scale) with the single-precision exp of
+    /// <see cref="MathX.Exp(Vector512{float})"/>. x and y may be the same row.
+    /// </summary>
+    private static void RowF(float* x, float* y, int n)
+    {
+        int i = 0;
+        var vmax = Vector512.Create(float.NegativeInfinity);
+        for (; i <= n - 16; i += 16) vmax = Vector512.Max(vmax, Vector512.Load(x + i));
+        float max = float.NegativeInfinity;
+        for (int l = 0; l < 16; l++) max = MathF.Max(max, vmax.GetElement(l));
+        for (; i < n; i++) max = MathF.Max(max, x[i]);
+        if (float.IsNegativeInfinity(max)) { new Span<float>(y, n).Clear(); return; }   // fully masked row
+        var vm = Vector512.Create(max);
+        var vsum = Vector512<float>.Zero;
+        for (i = 0; i <= n - 16; i += 16)
+        {
+            var e = MathX.Exp(Vector512.Load(x + i) - vm);
+            Vector512.Store(e, y + i);
+            vsum += e;
+        }
+        float sum = Vector512.Sum(vsum);
+        for (; i < n; i++) { float e = MathF.Exp(x[i] - max); y[i] = e; sum += e; }
+        float invSum = 1f / sum;
+        var inv = Vector512.Create(invSum);
+        for (i = 0; i <= n - 16; i += 16) Vector512.Store(Vector512.Load(y + i) * inv, y + i);
+        for (; i < n; i++) y[i] *= invSum;
     }
 
     // softmax:     dx = y ⊙ (dy − Σ dy⊙y)

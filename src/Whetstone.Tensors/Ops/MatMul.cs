@@ -1,5 +1,6 @@
 using Whetstone.Tensors.Autograd;
 using Whetstone.Tensors.Kernels;
+using Whetstone.Tensors.Memory;
 
 namespace Whetstone.Tensors;
 
@@ -126,13 +127,57 @@ public sealed partial class Tensor
         var w = weight.Contiguous();
         int m = k == 0 ? 0 : xc.Size / k;
         var y = Empty([.. x.Dims[..^1], n]);
-        fixed (float* px = xc.RawArray) fixed (float* pw = w.RawArray) fixed (float* py = y.RawArray)
-            Gemm.Run(false, true, m, n, k, 1f, px + xc.Offset, k, pw + w.Offset, k, 0f, py + y.Offset, n);
-        if (bias is not null) AddRowVector(y.Span, bias.Contiguous().Span, m, n);
+        var bc = bias?.Contiguous();
+        fixed (float* px = xc.RawArray) fixed (float* pw = w.RawArray) fixed (float* py = y.RawArray) fixed (float* pb = bc is null ? null : bc.RawArray)
+        {
+            if (k > 0) Gemm.RunWithEpilogue(false, true, m, n, k, 1f, px + xc.Offset, k, pw + w.Offset, k, 0f, py + y.Offset, n,
+                pb == null ? null : pb + bc!.Offset, Gemm.Activation.None, null);      // bias added tile by tile
+            else
+            {
+                Gemm.Run(false, true, m, n, k, 1f, px + xc.Offset, k, pw + w.Offset, k, 0f, py + y.Offset, n);
+                if (bc is not null) AddRowVector(y.Span, bc.Span, m, n);
+            }
+        }
         if (Graph.Needs(xc, w, bias))
         {
             var inputs = bias is null ? new[] { xc, w } : new[] { xc, w, bias };
             Graph.Record(y, "linear", g => LinearBackward(xc, w, bias, g, m, n, k), inputs);
+        }
+        return y;
+    }
+
+    /// <summary>
+    /// gelu(x·Wᵀ + b) in one GEMM: bias and GELU (erf, or the tanh form) are applied to each tile of the product as it is
+    /// finished. The pre-activation is kept for backward: d(pre) = g·gelu'(pre), then the Linear backward.
+    /// </summary>
+    public static unsafe Tensor LinearGelu(Tensor x, Tensor weight, Tensor? bias, bool tanhApproximation = false)
+    {
+        if (weight.Rank != 2) throw new ArgumentException($"Linear weight must be [out, in]; got {Shapes.Format(weight.Dims)}.");
+        int n = weight.Dims[0], k = weight.Dims[1];
+        if (x.Rank < 1 || x.Dims[^1] != k || k == 0) return Linear(x, weight, bias).Gelu(tanhApproximation);
+        if (bias is not null && (bias.Rank != 1 || bias.Dims[0] != n)) throw new ArgumentException($"Linear: bias {Shapes.Format(bias.Dims)} does not match {n} outputs.");
+        var xc = x.Contiguous();
+        var w = weight.Contiguous();
+        var bc = bias?.Contiguous();
+        int m = xc.Size / k;
+        bool needs = Graph.Needs(xc, w, bias);
+        var pre = Empty([.. x.Dims[..^1], n]);
+        var y = Empty([.. x.Dims[..^1], n]);
+        fixed (float* px = xc.RawArray) fixed (float* pw = w.RawArray) fixed (float* ppre = pre.RawArray) fixed (float* py = y.RawArray)
+        fixed (float* pb = bc is null ? null : bc.RawArray)
+            Gemm.RunWithEpilogue(false, true, m, n, k, 1f, px + xc.Offset, k, pw + w.Offset, k, 0f, ppre + pre.Offset, n,
+                pb == null ? null : pb + bc!.Offset, tanhApproximation ? Gemm.Activation.GeluTanh : Gemm.Activation.GeluErf, py + y.Offset);
+        if (needs)
+        {
+            var inputs = bias is null ? new[] { xc, w } : new[] { xc, w, bias };
+            Graph.Record(y, tanhApproximation ? "linear_gelu_tanh" : "linear_gelu", g =>
+            {
+                var dpre = Empty(pre.Dims);
+                if (tanhApproximation) Elementwise.Backward<GeluTanh, float>(pre.Span, g.Contiguous().Span, dpre.Span, accumulate: false);
+                else Elementwise.Backward<GeluErf, float>(pre.Span, g.Contiguous().Span, dpre.Span, accumulate: false);
+                LinearBackward(xc, w, bias, dpre, m, n, k);
+                TensorScope.Current?.ReleaseEarly(dpre.Storage);
+            }, inputs);
         }
         return y;
     }
@@ -152,6 +197,79 @@ public sealed partial class Tensor
             {
                 var gw = w.GradBuffer(out bool fresh);
                 fixed (float* pgw = gw.RawArray) Gemm.Run(true, false, n, k, m, 1f, G, n, px + x.Offset, k, fresh ? 0f : 1f, pgw + gw.Offset, k);
+            }
+        }
+        if (bias is { RequiresGrad: true })
+        {
+            var gb = bias.GradBuffer(out bool fresh);
+            ColumnSums(g.Span, gb.Span, m, n, accumulate: !fresh);
+        }
+    }
+
+    /// <summary>
+    /// LoRA linear in one op: y = x·Wᵀ + b + scale·(x·Aᵀ)·Bᵀ for x [..., in], W [out, in], A [r, in], B [out, r].
+    /// The adapter product is added into y by the GEMM itself and backward runs every product in one closure
+    /// (dx = g·W + scale·(g·B)·A into one buffer), so neither the sum nor its gradient is copied.
+    /// </summary>
+    public static unsafe Tensor LoraLinear(Tensor x, Tensor weight, Tensor? bias, Tensor loraA, Tensor loraB, float scale)
+    {
+        if (loraA.Rank != 2 || loraB.Rank != 2 || weight.Rank != 2) throw new ArgumentException("LoraLinear: weight, A and B must be matrices.");
+        int n = weight.Dims[0], k = weight.Dims[1], r = loraA.Dims[0];
+        if (loraA.Dims[1] != k || loraB.Dims[0] != n || loraB.Dims[1] != r)
+            throw new ArgumentException($"LoraLinear: A {Shapes.Format(loraA.Dims)} and B {Shapes.Format(loraB.Dims)} do not fit weight {Shapes.Format(weight.Dims)}.");
+        Tensor y;
+        using (Graph.NoGrad()) y = Linear(x, weight, bias);
+        var xc = x.Contiguous();
+        var (w, a, bm) = (weight.Contiguous(), loraA.Contiguous(), loraB.Contiguous());
+        int m = k == 0 ? 0 : xc.Size / k;
+        var down = Empty(m, r);                       // scale·x·Aᵀ
+        fixed (float* px = xc.RawArray) fixed (float* pa = a.RawArray) fixed (float* pb = bm.RawArray) fixed (float* pd = down.RawArray) fixed (float* py = y.RawArray)
+        {
+            Gemm.Run(false, true, m, r, k, scale, px + xc.Offset, k, pa + a.Offset, k, 0f, pd + down.Offset, r);
+            Gemm.Run(false, true, m, n, r, 1f, pd + down.Offset, r, pb + bm.Offset, r, 1f, py + y.Offset, n);
+        }
+        if (Graph.Needs(xc, w, bias) || Graph.Needs(a, bm))
+        {
+            var inputs = new List<Tensor> { xc, w, a, bm };
+            if (bias is not null) inputs.Add(bias);
+            Graph.Record(y, "lora_linear", g => LoraLinearBackward(xc, w, bias, a, bm, down, scale, g.Contiguous(), m, n, k, r), inputs.ToArray());
+        }
+        return y;
+    }
+
+    private static unsafe void LoraLinearBackward(Tensor x, Tensor w, Tensor? bias, Tensor a, Tensor bm, Tensor down, float scale, Tensor g, int m, int n, int k, int r)
+    {
+        // gd = scale·g·B (m × r): the gradient of x·Aᵀ (the down projection before scaling)
+        var gd = a.RequiresGrad || x.RequiresGrad ? Empty(m, r) : null;
+        fixed (float* pg = g.RawArray) fixed (float* px = x.RawArray) fixed (float* pw = w.RawArray) fixed (float* pa = a.RawArray)
+        fixed (float* pb = bm.RawArray) fixed (float* pd = down.RawArray) fixed (float* pgd = gd is null ? null : gd.RawArray)
+        {
+            float* G = pg + g.Offset, X = px + x.Offset, A = pa + a.Offset, Bm = pb + bm.Offset, Dn = pd + down.Offset;
+            if (gd is not null) Gemm.Run(false, false, m, r, n, scale, G, n, Bm, r, 0f, pgd + gd.Offset, r);
+            if (bm.RequiresGrad)
+            {
+                // dB = gᵀ·down — down already holds the scale
+                var gb = bm.GradBuffer(out bool fresh);
+                fixed (float* q = gb.RawArray) Gemm.Run(true, false, n, r, m, 1f, G, n, Dn, r, fresh ? 0f : 1f, q + gb.Offset, r);
+            }
+            if (a.RequiresGrad)
+            {
+                var ga = a.GradBuffer(out bool fresh);
+                fixed (float* q = ga.RawArray) Gemm.Run(true, false, r, k, m, 1f, pgd + gd!.Offset, r, X, k, fresh ? 0f : 1f, q + ga.Offset, k);
+            }
+            if (x.RequiresGrad)
+            {
+                var gx = x.GradBuffer(out bool fresh);
+                fixed (float* q = gx.RawArray)
+                {
+                    Gemm.Run(false, false, m, k, n, 1f, G, n, pw + w.Offset, k, fresh ? 0f : 1f, q + gx.Offset, k);
+                    Gemm.Run(false, false, m, k, r, 1f, pgd + gd!.Offset, r, A, k, 1f, q + gx.Offset, k);
+                }
+            }
+            if (w.RequiresGrad)
+            {
+                var gw = w.GradBuffer(out bool fresh);
+                fixed (float* q = gw.RawArray) Gemm.Run(true, false, n, k, m, 1f, G, n, X, k, fresh ? 0f : 1f, q + gw.Offset, k);
             }
         }
         if (bias is { RequiresGrad: true })
