@@ -357,10 +357,11 @@ internal static unsafe partial class Gemm
                 {
                     float* src = a + (long)(p0 + p) * lda + i0 + i;
                     float* dp = d + p * mr;
-                    if (rows == mr && mr == 14)
+                    if (rows == mr && mr >= 8 && mr <= 16 && Vector256.IsHardwareAccelerated)
                     {
+                        // two 8-float moves, overlapping when mr < 16 (14: 0-7 and 6-13; 12: 0-7 and 4-11; 8: the same twice)
                         Vector256.Store(Vector256.Load(src), dp);
-                        Vector256.Store(Vector256.Load(src + 6), dp + 6);
+                        Vector256.Store(Vector256.Load(src + mr - 8), dp + mr - 8);
                     }
                     else
                         for (int r = 0; r < rows; r++) dp[r] = src[r];

@@ -162,7 +162,7 @@ public sealed partial class Tensor
         int m = xc.Size / k;
         bool needs = Graph.Needs(xc, w, bias);
         var pre = Empty([.. x.Dims[..^1], n]);
-        var y = Empty([.. x.Dims[..^1], n]);
+        var y = needs ? Empty([.. x.Dims[..^1], n]) : pre;     // without backward the activation overwrites the pre-activation
         fixed (float* px = xc.RawArray) fixed (float* pw = w.RawArray) fixed (float* ppre = pre.RawArray) fixed (float* py = y.RawArray)
         fixed (float* pb = bc is null ? null : bc.RawArray)
             Gemm.RunWithEpilogue(false, true, m, n, k, 1f, px + xc.Offset, k, pw + w.Offset, k, 0f, ppre + pre.Offset, n,
