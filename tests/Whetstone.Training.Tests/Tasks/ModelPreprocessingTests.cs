@@ -1,8 +1,8 @@
 using System.Text.Json.Nodes;
-using Google.Protobuf;
 using Microsoft.ML.OnnxRuntime;
 using Whetstone.Models.Formats;
 using Whetstone.Models.Importers.Onnx;
+using Whetstone.Models.Tests.Onnx;
 using Whetstone.Tensors;
 using Whetstone.Tensors.Memory;
 using Whetstone.Training.Config;
@@ -234,7 +234,7 @@ public sealed class ModelPreprocessingTests(ITestOutputHelper output) : IDisposa
     }
 }
 
-/// <summary>Writes ONNX preprocessing graphs (opset 13, Google.Protobuf's writer, onnx.proto field numbers).</summary>
+/// <summary>Writes ONNX preprocessing graphs (opset 13) with the Models tests' <see cref="OnnxTestModel"/> writer.</summary>
 internal static class PreprocessGraph
 {
     /// <summary>
@@ -243,91 +243,23 @@ internal static class PreprocessGraph
     /// </summary>
     public static string Write(string path, int h, int w, bool bgr, float[]? mean, float scale, float offset, string? extraOp = null)
     {
-        var nodes = new List<byte[]>();
-        var inits = new List<byte[]>();
+        var m = new OnnxTestModel(opset: 13).Input("pixels", 1, 3, h, w);
         string x = "pixels";
         if (bgr)
         {
-            nodes.Add(Node("Split", [x], ["r", "g", "b"], "split", ("axis", 1L)));
-            nodes.Add(Node("Concat", ["b", "g", "r"], ["bgr"], "concat", ("axis", 1L)));
+            m.Node("Split", [x], ["r", "g", "b"], "split", ("axis", 1L));
+            m.Node("Concat", ["b", "g", "r"], ["bgr"], "concat", ("axis", 1L));
             x = "bgr";
         }
         if (mean is not null)
         {
-            inits.Add(Tensor("mean", [1, 3, h, w], mean));
-            nodes.Add(Node("Sub", [x, "mean"], ["centred"], "sub"));
+            m.Init("mean", [1, 3, h, w], mean).Node("Sub", [x, "mean"], ["centred"], "sub");
             x = "centred";
         }
-        inits.Add(Tensor("scale", [], [scale]));
-        nodes.Add(Node("Mul", [x, "scale"], ["scaled"], "mul"));
-        inits.Add(Tensor("offset", [1], [offset]));
-        nodes.Add(Node("Add", ["scaled", "offset"], [extraOp is null ? "out" : "shifted"], "add"));
-        if (extraOp is not null) nodes.Add(Node(extraOp, ["shifted"], ["out"], "extra"));
-        var model = Msg(o =>
-        {
-            o.WriteTag(1, WireFormat.WireType.Varint); o.WriteInt64(8);
-            o.WriteTag(2, WireFormat.WireType.LengthDelimited); o.WriteString("whetstone-tests");
-            Sub(o, 7, Msg(g =>
-            {
-                foreach (var n in nodes) Sub(g, 1, n);
-                g.WriteTag(2, WireFormat.WireType.LengthDelimited); g.WriteString("prep");
-                foreach (var t in inits) Sub(g, 5, t);
-                Sub(g, 11, ValueInfo("pixels", [1, 3, h, w]));
-                Sub(g, 12, ValueInfo("out", [1, 3, h, w]));
-            }));
-            Sub(o, 8, Msg(s => { s.WriteTag(1, WireFormat.WireType.LengthDelimited); s.WriteString(""); s.WriteTag(2, WireFormat.WireType.Varint); s.WriteInt64(13); }));
-        });
-        File.WriteAllBytes(path, model);
+        m.Init("scale", [], [scale]).Node("Mul", [x, "scale"], ["scaled"], "mul");
+        m.Init("offset", [1], [offset]).Node("Add", ["scaled", "offset"], [extraOp is null ? "out" : "shifted"], "add");
+        if (extraOp is not null) m.Node(extraOp, ["shifted"], ["out"], "extra");
+        File.WriteAllBytes(path, m.Output("out", 1, 3, h, w).Build());
         return path;
-    }
-
-    private static byte[] Node(string op, string[] inputs, string[] outputs, string name, params (string Name, long Value)[] attrs) => Msg(o =>
-    {
-        foreach (var i in inputs) { o.WriteTag(1, WireFormat.WireType.LengthDelimited); o.WriteString(i); }
-        foreach (var x in outputs) { o.WriteTag(2, WireFormat.WireType.LengthDelimited); o.WriteString(x); }
-        o.WriteTag(3, WireFormat.WireType.LengthDelimited); o.WriteString(name);
-        o.WriteTag(4, WireFormat.WireType.LengthDelimited); o.WriteString(op);
-        foreach (var (an, av) in attrs)
-            Sub(o, 5, Msg(a =>
-            {
-                a.WriteTag(1, WireFormat.WireType.LengthDelimited); a.WriteString(an);
-                a.WriteTag(3, WireFormat.WireType.Varint); a.WriteInt64(av);
-                a.WriteTag(20, WireFormat.WireType.Varint); a.WriteInt32(2);   // INT
-            }));
-    });
-
-    private static byte[] Tensor(string name, int[] dims, float[] data) => Msg(t =>
-    {
-        foreach (var d in dims) { t.WriteTag(1, WireFormat.WireType.Varint); t.WriteInt64(d); }
-        t.WriteTag(2, WireFormat.WireType.Varint); t.WriteInt32(1);   // FLOAT
-        t.WriteTag(8, WireFormat.WireType.LengthDelimited); t.WriteString(name);
-        var raw = new byte[data.Length * 4];
-        Buffer.BlockCopy(data, 0, raw, 0, raw.Length);
-        t.WriteTag(9, WireFormat.WireType.LengthDelimited); t.WriteBytes(ByteString.CopyFrom(raw));
-    });
-
-    private static byte[] ValueInfo(string name, int[] dims) => Msg(v =>
-    {
-        v.WriteTag(1, WireFormat.WireType.LengthDelimited); v.WriteString(name);
-        Sub(v, 2, Msg(tp => Sub(tp, 1, Msg(tt =>
-        {
-            tt.WriteTag(1, WireFormat.WireType.Varint); tt.WriteInt32(1);
-            Sub(tt, 2, Msg(s => { foreach (var d in dims) Sub(s, 1, Msg(dim => { dim.WriteTag(1, WireFormat.WireType.Varint); dim.WriteInt64(d); })); }));
-        }))));
-    });
-
-    private static void Sub(CodedOutputStream o, int field, byte[] message)
-    {
-        o.WriteTag(field, WireFormat.WireType.LengthDelimited);
-        o.WriteBytes(ByteString.CopyFrom(message));
-    }
-
-    private static byte[] Msg(Action<CodedOutputStream> write)
-    {
-        using var ms = new MemoryStream();
-        var o = new CodedOutputStream(ms);
-        write(o);
-        o.Flush();
-        return ms.ToArray();
     }
 }
