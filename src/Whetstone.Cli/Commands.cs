@@ -72,8 +72,8 @@ internal static class Commands
 
     public static Command Evaluate(Option<int> threads)
     {
-        var cmd = new Command("evaluate", "Score a trained model (run folder or bundle) on a labelled dataset, next to the model before fine-tuning; or a raw text checkpoint with its own head");
-        var model = new Argument<string>("model") { Description = "A run folder (runs/NAME), a model bundle folder, or a raw text checkpoint (Hugging Face folder or org/name, ONNX encoder, asset:NAME) with a classification head" };
+        var cmd = new Command("evaluate", "Score a trained model (run folder or bundle) on a labelled dataset, next to the model before fine-tuning; or a raw checkpoint (text or image) with its own head");
+        var model = new Argument<string>("model") { Description = "A run folder (runs/NAME), a model bundle folder, or a raw checkpoint with its own classification head: text (Hugging Face folder or org/name, ONNX encoder) or image (TF.js layers model, ONNX graph), or asset:NAME" };
         var labels = LabelsOption();
         var data = new Option<string>("--data") { Description = "Labelled images: a folder with one subfolder per class, a CSV (image,label) or a folder of IDX files", Required = true };
         var format = new Option<string?>("--format") { Description = "idx, folder or csv (default: from the path)" };
@@ -89,23 +89,26 @@ internal static class Commands
         cmd.Options.Add(noBefore);
         cmd.Options.Add(report);
         cmd.Options.Add(labels);
+        var size = ImageSizeOption();
+        cmd.Options.Add(size);
         cmd.SetAction(r => Guard(r, threads, () =>
         {
             if (IsTextModel(r.GetValue(model)!)) return TextCommands.Evaluate(r.GetValue(model)!, r.GetValue(data)!, r.GetValue(format), r.GetValue(json), r.GetValue(noBefore), Labels(r.GetValue(labels)));
-            var bundle = ImageBundle.Load(r.GetValue(model)!);
+            var bundle = OpenImage(r.GetValue(model)!, Labels(r.GetValue(labels)), r.GetValue(size), r.GetValue(json) ? Console.Error : Console.Out);
             var path = Path.GetFullPath(r.GetValue(data)!);
             var fmt = r.GetValue(format) ?? DataSources.Detect(path);
             var set = DataSources.Open(fmt, path, train: false, labels: fmt == "idx" ? bundle.Labels : null).WithLabels(bundle.Labels);
             int n = r.GetValue(limit);
             if (n > 0 && n < set.Count) set = set.PerClass((n + set.Labels.Count - 1) / set.Labels.Count, 42, allowFewer: true);
-            var after = Scoring.Evaluate(bundle.Model, bundle.Preprocess, set, r.GetValue(json) ? null : Console.Out, "fine-tuned");
+            var after = Scoring.Evaluate(bundle.Model, bundle.Preprocess, set, r.GetValue(json) ? null : Console.Out, bundle.IsCheckpoint ? "checkpoint" : "fine-tuned");
             EvalResult? before = null;
-            if (!r.GetValue(noBefore))
+            if (!r.GetValue(noBefore) && !bundle.IsCheckpoint)   // a raw checkpoint is the model before fine-tuning
             {
                 var original = Scoring.BeforeFineTuning(bundle);
                 before = Scoring.Evaluate(original, bundle.Preprocess, set, r.GetValue(json) ? null : Console.Out, "before fine-tuning");
             }
             Console.WriteLine(r.GetValue(json) ? EvalJson.Write(after, before, Path.GetFileName(path)) : EvalJson.Text(after, before));
+            if (bundle.IsCheckpoint && r.GetValue(report) is null) return 0;   // no run folder to put it in
             var written = Training.Reports.EvaluateReport.Write(bundle, set, after, before, Path.GetFileName(path), r.GetValue(report));
             (r.GetValue(json) ? Console.Error : Console.Out).WriteLine($"report: {written}");
             return 0;
@@ -118,7 +121,7 @@ internal static class Commands
         var cmd = new Command("predict", "Classify image files (or, with a text model, the texts given) with a trained model");
         var model = new Argument<string>("model")
         {
-            Description = "A run folder or a model bundle folder. Image models: probabilities are temperature-scaled with the bundle's 'temperature' " +
+            Description = "A run folder, a model bundle folder or a raw checkpoint with its own classifier (see evaluate). Image models: probabilities are temperature-scaled with the bundle's 'temperature' " +
                 "(fitted on validation when it was trained); for two-class bundles the label is the second class when its scaled probability is " +
                 "≥ the bundle's 'threshold' (chosen by train.threshold: max_f1, recall:R or cost:FP,FN), otherwise the most likely one",
         };
@@ -131,10 +134,12 @@ internal static class Commands
         cmd.Options.Add(top);
         cmd.Options.Add(json);
         cmd.Options.Add(labels);
+        var size = ImageSizeOption();
+        cmd.Options.Add(size);
         cmd.SetAction(r => Guard(r, threads, () =>
         {
             if (IsTextModel(r.GetValue(model)!)) return TextCommands.Predict(r.GetValue(model)!, r.GetValue(files)!, r.GetValue(top), r.GetValue(json), Labels(r.GetValue(labels)));
-            var bundle = ImageBundle.Load(r.GetValue(model)!);
+            var bundle = OpenImage(r.GetValue(model)!, Labels(r.GetValue(labels)), r.GetValue(size), Console.Error);
             int k = Math.Clamp(r.GetValue(top), 1, bundle.Labels.Count);
             foreach (var file in r.GetValue(files)!)
             {
@@ -169,16 +174,36 @@ internal static class Commands
         : File.Exists(value) ? File.ReadAllLines(value).Select(l => l.Trim()).Where(l => l.Length > 0).ToArray()
         : value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
 
+    /// <summary>An image bundle or run folder, else a raw image checkpoint scored with its own classifier (<see cref="ImageBundle.FromCheckpoint"/>).</summary>
+    private static LoadedImageBundle OpenImage(string path, IReadOnlyList<string>? labels, string? size, TextWriter log)
+    {
+        if (Bundle.InfoPath(path) is not null)
+        {
+            if (labels is not null || size is not null) throw new ArgumentException($"--labels and --image-size are for raw checkpoints; '{path}' is a bundle, which keeps its own labels and preprocessing.");
+            return ImageBundle.Load(path);
+        }
+        var m = size is null ? null : System.Text.RegularExpressions.Regex.Match(size, @"^\s*([1-9][0-9]*)\s*(?:[x×]\s*([1-9][0-9]*))?\s*$");
+        if (m is { Success: false }) throw new ArgumentException($"--image-size '{size}': expected H or HxW in pixels (e.g. 224 or 48x192).");
+        int h = m is null ? 0 : int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        int w = m is null || !m.Groups[2].Success ? h : int.Parse(m.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture);
+        return ImageBundle.FromCheckpoint(path, labels, log, h, w);
+    }
+
+    private static Option<string?> ImageSizeOption() => new("--image-size")
+    {
+        Description = "Raw image checkpoints: the input size, H or HxW (default: the model's declared input, else 224)",
+    };
+
     /// <summary>A text-classification bundle or run, or a raw checkpoint that is not a bundle: a Hugging Face folder,
     /// hub name, ONNX text encoder or text asset. Image models (bundles, TF.js, image ONNX graphs) are not.</summary>
     private static bool IsTextModel(string path)
     {
         if (Bundle.InfoPath(path) is not null) return TaskRegistry.OfBundle(path).Name == TextClassification.TaskName;
-        if (path.StartsWith("asset:", StringComparison.Ordinal)) path = Training.Assets.Resolve(path, Directory.GetCurrentDirectory(), log: Console.Error);
+        if (path.StartsWith("asset:", StringComparison.Ordinal)) path = Training.Assets.Resolve(path, Directory.GetCurrentDirectory(), fetch: true, log: Console.Error);
         if (File.Exists(Path.Combine(path, "config.json")) || Whetstone.Models.Importers.Onnx.OnnxEncoder.FindGraph(path) is not null) return true;
-        if (Directory.Exists(path) || File.Exists(path))
-            throw new BundleException($"'{path}' is neither a run, a bundle nor a text checkpoint (Hugging Face folder with config.json, ONNX encoder); scoring raw image checkpoints is not supported yet — fine-tune it (whet train) and evaluate the run.");
-        return true;   // a hub name: resolved (or refused) by the Hugging Face loader
+        if (Directory.Exists(path) || File.Exists(path)) return false;   // an image checkpoint (TF.js, ONNX graph): ModelSource says which, or why not
+        if (System.Text.RegularExpressions.Regex.IsMatch(path, @"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$") && !path.StartsWith("runs/", StringComparison.Ordinal)) return true;   // a hub name (org/name): the Hugging Face loader resolves or refuses it
+        throw new FileNotFoundException($"'{path}' does not exist (a run folder, a bundle, a checkpoint folder or file, asset:NAME or a Hugging Face hub name org/name).");
     }
 
     public static Command Assets()

@@ -46,6 +46,21 @@ public sealed class ImageClassifier : Module<Tensor, Tensor>
         Head = RegisterModule("head", head.Build(featureDim, rng));
     }
 
+    /// <summary>
+    /// A backbone with a given head — a checkpoint's own classifier re-hosted on the pooled features — described by
+    /// <paramref name="spec"/> only by its class count.
+    /// </summary>
+    public ImageClassifier(LayerGraph backbone, int featureDim, HeadSpec spec, Module<Tensor, Tensor> head)
+    {
+        ArgumentNullException.ThrowIfNull(backbone);
+        ArgumentNullException.ThrowIfNull(spec);
+        ArgumentNullException.ThrowIfNull(head);
+        Backbone = RegisterModule("backbone", backbone);
+        FeatureDim = featureDim;
+        HeadSpec = spec;
+        Head = RegisterModule("head", head);
+    }
+
     public override Tensor Forward(Tensor input) => Classify(Backbone.Forward(input));
 
     /// <summary>The logits from a cached value of backbone layer <paramref name="layer"/> (a cut point).</summary>

@@ -50,12 +50,18 @@ public static class ModelSource
     public static string? PreprocessingGraph(string path) =>
         Directory.Exists(path) && FormatOf(path) == "onnx" ? OnnxFiles(path).Preprocess : null;
 
-    /// <summary>Imports the model at <paramref name="path"/> as a layer graph (NCHW input).</summary>
-    public static LayerGraph Load(string path)
+    /// <summary>
+    /// Imports the model at <paramref name="path"/> as a layer graph (NCHW input). With <paramref name="logits"/>, a
+    /// softmax that ends the graph (a Softmax layer or node, or the activation of the last layer) is left out.
+    /// </summary>
+    public static LayerGraph Load(string path, bool logits = false)
     {
         var format = FormatOf(path);
         if (format == "onnx" && Directory.Exists(path)) path = OnnxFiles(path).Model;
-        return format == "onnx" ? Models.Importers.Onnx.OnnxModel.Load(path) : Models.Importers.Tfjs.TfjsLayers.Load(path);
+        var graph = format == "onnx" ? Models.Importers.Onnx.OnnxModel.Load(path) : Models.Importers.Tfjs.TfjsLayers.Load(path, logits);
+        if (logits && graph.Contains(graph.OutputName) && graph.Node(graph.OutputName) is { Kind: "Softmax", Inputs: [var below] } && graph.Contains(below))
+            graph.TruncateAt(below);
+        return graph;
     }
 
     /// <summary>The files that make up the model at <paramref name="path"/> (what a bundle copies).</summary>

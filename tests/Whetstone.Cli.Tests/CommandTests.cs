@@ -124,6 +124,33 @@ public sealed class CommandTests : IDisposable
     }
 
     [Fact]
+    public void RawImageCheckpointIsScoredWithItsOwnClassifier()
+    {
+        if (!Assets.IsCached("ppocr_cls")) Assert.Fail("Asset ppocr_cls is not cached: run scripts/fetch-assets ppocr_cls (scripts/test does).");
+        Stripes(Path.Combine(_dir, "test"), 5);
+        var eval = Whet("evaluate", "asset:ppocr_cls", "--data", Path.Combine(_dir, "test"), "--labels", "horizontal,vertical", "--image-size", "48x192", "--json");
+        Assert.True(eval.Code == 0, eval.Err);
+        var json = JsonNode.Parse(eval.Out)!.AsObject();
+        Assert.False(json.ContainsKey("before"), "a raw checkpoint is the model before fine-tuning");
+        Assert.Equal(["horizontal", "vertical"], json["labels"]!.AsArray().Select(l => l!.GetValue<string>()));
+        Assert.Contains("scored with its own classifier", eval.Err);
+        Assert.DoesNotContain("report:", eval.Err);   // no run folder to write one into
+
+        // predict, file by file, agrees with evaluate's batched scoring
+        var files = Directory.GetFiles(Path.Combine(_dir, "test"), "*.png", SearchOption.AllDirectories).Order(StringComparer.Ordinal).ToArray();
+        var predict = Whet(["predict", "asset:ppocr_cls", .. files, "--labels", "horizontal,vertical", "--image-size", "48x192", "--json"]);
+        Assert.True(predict.Code == 0, predict.Err);
+        var rows = predict.Out.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonNode.Parse(l)!).ToArray();
+        Assert.Equal(files.Length, rows.Length);
+        double correct = rows.Count(r => Path.GetFileName(Path.GetDirectoryName(r["file"]!.GetValue<string>())) == r["label"]!.GetValue<string>());
+        Assert.Equal(correct / files.Length, json["accuracy"]!.GetValue<double>(), 6);
+
+        var badSize = Whet("predict", "asset:ppocr_cls", files[0], "--image-size", "48by192");
+        Assert.Equal(1, badSize.Code);
+        Assert.Contains("expected H or HxW", badSize.Err);
+    }
+
+    [Fact]
     public void ModelsListsTheSupportedFormatsAndArchitectures()
     {
         var models = Whet("models");

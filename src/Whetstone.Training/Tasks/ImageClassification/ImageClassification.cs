@@ -61,22 +61,7 @@ public sealed class ImageClassification : ClassificationTask
         graph.TruncateAt(FeatureLayer);
 
         // ---- data
-        // input size: the config's, else the model's own [C, H, W] (non-square kept), else 224²
-        var declared = graph.InputShape is { Length: 3 } s && s[1] > 0 ? s : null;
-        int height = cfg.Data.ImageSize > 0 ? cfg.Data.ImageSize : declared?[1] ?? 224;
-        int width = cfg.Data.ImageWidth > 0 ? cfg.Data.ImageWidth : cfg.Data.ImageSize > 0 ? height : declared is not null && declared[2] > 0 ? declared[2] : height;
-        var pixels = ModelPreprocessing.Resolve(cfg, ModelPath, height, width);
-        PreprocessGraph = pixels.Graph;
-        Preprocess = new Preprocess
-        {
-            ImageSize = height,
-            ImageWidth = width == height ? 0 : width,
-            Normalization = pixels.Normalization,
-            Channels = pixels.Channels,
-            MeanImage = pixels.MeanImage,
-            Augment = new AugmentOptions { HorizontalFlip = cfg.Data.Augment.Flip, CropPadding = cfg.Data.Augment.CropPadding },
-        };
-        Preprocess.Validate();
+        (Preprocess, PreprocessGraph) = PixelPreprocess(cfg, ModelPath, graph);
         if (PreprocessGraph is not null)
             log.WriteLine($"preprocessing from {Path.GetFileName(PreprocessGraph)}: {DescribePixels(Preprocess)}");
         (TrainSet, ValidationSet, TestSet) = LoadData(cfg);
@@ -248,6 +233,30 @@ public sealed class ImageClassification : ClassificationTask
     }
 
     /// <summary>"BGR, minus a 3×224×224 mean image, mean 0 / std 0.00392" and the like.</summary>
+    /// <summary>
+    /// The pixel preprocessing of the model at <paramref name="modelPath"/> from the config's data keys: input size (the
+    /// config's, else the model's own [C, H, W] with a non-square one kept, else 224²), channel order, mean image and
+    /// normalisation (<see cref="ModelPreprocessing"/>), augmentation; and the preprocessing graph it came from, if any.
+    /// </summary>
+    internal static (Preprocess Preprocess, string? Graph) PixelPreprocess(TrainConfig cfg, string modelPath, LayerGraph graph)
+    {
+        var declared = graph.InputShape is { Length: 3 } s && s[1] > 0 ? s : null;
+        int height = cfg.Data.ImageSize > 0 ? cfg.Data.ImageSize : declared?[1] ?? 224;
+        int width = cfg.Data.ImageWidth > 0 ? cfg.Data.ImageWidth : cfg.Data.ImageSize > 0 ? height : declared is not null && declared[2] > 0 ? declared[2] : height;
+        var pixels = ModelPreprocessing.Resolve(cfg, modelPath, height, width);
+        var preprocess = new Preprocess
+        {
+            ImageSize = height,
+            ImageWidth = width == height ? 0 : width,
+            Normalization = pixels.Normalization,
+            Channels = pixels.Channels,
+            MeanImage = pixels.MeanImage,
+            Augment = new AugmentOptions { HorizontalFlip = cfg.Data.Augment.Flip, CropPadding = cfg.Data.Augment.CropPadding },
+        };
+        preprocess.Validate();
+        return (preprocess, pixels.Graph);
+    }
+
     internal static string DescribePixels(Preprocess p)
     {
         static string List(float[] v) => v.Length == 1 ? v[0].ToString("G4", System.Globalization.CultureInfo.InvariantCulture)
