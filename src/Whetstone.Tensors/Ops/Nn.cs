@@ -62,6 +62,60 @@ public sealed partial class Tensor
         return y;
     }
 
+    /// <summary>RMS normalisation over the last axis: x / √(mean(x²) + ε) · γ (Llama-family RMSNorm; γ may be null).</summary>
+    public static Tensor RmsNorm(Tensor x, Tensor? gamma, float eps = 1e-6f)
+    {
+        x = x.Contiguous();
+        int d = x.Dims[^1], rows = d == 0 ? 0 : x.Size / d;
+        if (gamma is not null && gamma.Size != d) throw new ArgumentException($"RmsNorm: weight has {gamma.Size} elements, expected {d}.");
+        var y = Empty(x.Dims);
+        var rstd = Empty(rows);
+        var g0 = gamma?.Contiguous();
+        RmsNormKernel.Forward<float>(x.Span, g0 is null ? default : g0.Span, y.Span, rstd.Span, rows, d, eps);
+        if (Graph.Needs(x, g0 ?? x))
+            Graph.Record(y, "rms_norm", g =>
+            {
+                bool fresh = false;
+                var dx = x.RequiresGrad ? x.GradBuffer(out fresh).Span : default;
+                var dg = g0 is { RequiresGrad: true } ? g0.GradBufferZeroed().Span : default;
+                RmsNormKernel.Backward<float>(g.Contiguous().Span, x.Span, g0 is null ? default : g0.Span, rstd.Span, dx, !fresh, dg, rows, d);
+            }, g0 is null ? [x] : [x, g0]);
+        return y;
+    }
+
+    /// <summary>
+    /// Rotary position embedding of x (…, H·Dh) — heads side by side in the last axis, "rotate half" pairing (i, i + Dh/2)
+    /// as Llama-family checkpoints — by the angles whose cosines and sines are <paramref name="cos"/>/<paramref name="sin"/>
+    /// (R, Dh/2), one row per token (R = x.Size / (H·Dh)). The angles are constants (no gradient); x's gradient is the
+    /// inverse rotation of the output's.
+    /// </summary>
+    public static Tensor Rotary(Tensor x, int heads, Tensor cos, Tensor sin)
+    {
+        x = x.Contiguous();
+        int w = x.Dims[^1];
+        if (heads <= 0 || w % heads != 0) throw new ArgumentException($"Rotary: width {w} does not split into {heads} heads.");
+        int dh = w / heads, rows = w == 0 ? 0 : x.Size / w;
+        if (cos.Size != rows * (dh / 2) || sin.Size != cos.Size)
+            throw new ArgumentException($"Rotary: cos/sin must hold {rows} rows of {dh / 2} angles; got {Shapes.Format(cos.Dims)} and {Shapes.Format(sin.Dims)}.");
+        var c = cos.Contiguous();
+        var s = sin.Contiguous();
+        var y = Empty(x.Dims);
+        RotaryKernel.Apply<float>(x.Span, y.Span, c.Span, s.Span, rows, heads, dh, inverse: false);
+        if (Graph.Needs(x))
+            Graph.Record(y, "rotary", g =>
+            {
+                var gx = x.GradBuffer(out bool fresh);
+                if (fresh) RotaryKernel.Apply<float>(g.Contiguous().Span, gx.Span, c.Span, s.Span, rows, heads, dh, inverse: true);
+                else
+                {
+                    var t = Empty(x.Dims);
+                    RotaryKernel.Apply<float>(g.Contiguous().Span, t.Span, c.Span, s.Span, rows, heads, dh, inverse: true);
+                    Elementwise.AddInto(t.Span, gx.Span);
+                }
+            }, x);
+        return y;
+    }
+
     /// <summary>
     /// LayerNorm(x + residual) over the last axis in one op (the post-LN residual of BERT-style blocks): the sum is
     /// formed row by row inside the normalisation, and backward writes the input gradient into both addends at once.
@@ -204,25 +258,39 @@ public sealed partial class Tensor
     }
 
     /// <summary>
-    /// Multi-head attention over projections that keep their heads side by side: q (B, Tq, H·Dh), k/v (B, Tk, H·Dh) →
+    /// Multi-head attention over projections that keep their heads side by side: q (B, Tq, H·Dh), k/v (B, Tk, Hkv·Dh) →
     /// the merged heads (B, Tq, H·Dh), i.e. ScaledDotProductAttention on the split views, then merge. Head h of a row is
     /// the columns [h·Dh, (h+1)·Dh); forward reads them in place and backward writes the gradients of q, k and v straight in
     /// that layout, so splitting and merging heads costs no copy either way. Mask, causal and dropout as there.
+    /// <para>
+    /// Grouped-query attention: with <paramref name="kvHeads"/> = Hkv &lt; H (a divisor of H), query heads
+    /// [g·H/Hkv, (g+1)·H/Hkv) share key/value head g. With Tk &gt; Tq (a KV cache) the causal mask lets query i see keys
+    /// up to i + Tk − Tq. Keys and values that need no gradient may be views whose batches are strided (a preallocated
+    /// cache narrowed to its filled length): they are read in place.
+    /// </para>
     /// </summary>
     public static Tensor MultiHeadAttention(Tensor q, Tensor k, Tensor v, int heads, bool causal = false, Tensor? keyPaddingMask = null,
-        float? scale = null, float dropout = 0, Rng? rng = null)
+        float? scale = null, float dropout = 0, Rng? rng = null, int kvHeads = 0)
     {
         if (q.Rank != 3 || k.Rank != 3 || v.Rank != 3) throw new ArgumentException("MultiHeadAttention expects q, k, v of shape (B, T, H·Dh).");
         int b = q.Dims[0], tq = q.Dims[1], d = q.Dims[2], tk = k.Dims[1];
         if (heads <= 0 || d % heads != 0) throw new ArgumentException($"Width {d} does not split into {heads} heads.");
-        if (k.Dims[0] != b || k.Dims[2] != d || !Shapes.Equal(k.Dims, v.Dims))
-            throw new ArgumentException($"Attention shapes disagree: q {Shapes.Format(q.Dims)}, k {Shapes.Format(k.Dims)}, v {Shapes.Format(v.Dims)}.");
-        q = q.Contiguous(); k = k.Contiguous(); v = v.Contiguous();
-        int dh = d / heads;
+        int hkv = kvHeads == 0 ? heads : kvHeads;
+        if (hkv <= 0 || heads % hkv != 0) throw new ArgumentException($"{heads} query heads do not split into groups over {hkv} key/value heads.");
+        int dh = d / heads, dkv = hkv * dh;
+        if (k.Dims[0] != b || k.Dims[2] != dkv || !Shapes.Equal(k.Dims, v.Dims))
+            throw new ArgumentException($"Attention shapes disagree: q {Shapes.Format(q.Dims)} ({heads} heads), k {Shapes.Format(k.Dims)}, v {Shapes.Format(v.Dims)} ({hkv} key/value heads of {dh}).");
+        q = q.Contiguous();
+        // rows in place (T stride = width, unit columns), batches at any stride: read as they are when no gradient is wanted
+        static bool RowsInPlace(Tensor t) => t.StrideArray[2] == 1 && t.StrideArray[1] == t.Dims[2];
+        bool kvGrad = Graph.Needs(k, v);
+        if (kvGrad || !RowsInPlace(k)) k = k.Contiguous();
+        if (kvGrad || !RowsInPlace(v)) v = v.Contiguous();
         var y = Empty(b, tq, d);
         var lq = new HeadLayout((long)tq * d, dh, d);
-        var lk = new HeadLayout((long)tk * d, dh, d);
-        var layout = new AttentionHeads(b, heads, tq, tk, dh, lq, lk, lk, lq, lq, lk);
+        var lk = new HeadLayout(k.StrideArray[0], dh, dkv);
+        var lv = new HeadLayout(v.StrideArray[0], dh, dkv);
+        var layout = new AttentionHeads(b, heads, tq, tk, dh, lq, lk, lv, lq, lq, new HeadLayout((long)tk * dkv, dh, dkv), heads / hkv);
         return AttentionOp(q, k, v, y, y, layout, causal, keyPaddingMask, scale ?? 1f / MathF.Sqrt(dh), dropout, rng);
     }
 
@@ -232,9 +300,12 @@ public sealed partial class Tensor
         public long At(int bi, int hi) => bi * Batch + hi * Head;
     }
 
-    /// <summary>Sizes, and the layouts of q, k, v, the output, and the gradients of q (and the output) and of k and v.</summary>
+    /// <summary>
+    /// Sizes, and the layouts of q, k, v, the output, and the gradients of q (and the output) and of k and v; query head h
+    /// reads key/value head h / <see cref="Group"/>.
+    /// </summary>
     private readonly record struct AttentionHeads(int B, int H, int Tq, int Tk, int Dh, HeadLayout Q, HeadLayout K, HeadLayout V, HeadLayout O,
-        HeadLayout GradQ, HeadLayout GradKV);
+        HeadLayout GradQ, HeadLayout GradKV, int Group = 1);
 
     private static unsafe Tensor AttentionOp(Tensor q, Tensor k, Tensor v, Tensor y, Tensor outStore, AttentionHeads L, bool causal, Tensor? keyPaddingMask,
         float s, float dropout, Rng? rng)
@@ -271,7 +342,7 @@ public sealed partial class Tensor
                     {
                         int bi = bh / h, hi = bh % h;
                         AttentionKernel.Forward(
-                            aq + L.Q.At(bi, hi), L.Q.Row, ak + L.K.At(bi, hi), L.K.Row, av + L.V.At(bi, hi), L.V.Row,
+                            aq + L.Q.At(bi, hi), L.Q.Row, ak + L.K.At(bi, hi / L.Group), L.K.Row, av + L.V.At(bi, hi / L.Group), L.V.Row,
                             ao + L.O.At(bi, hi), L.O.Row,
                             ap + (long)bh * tq * tk, tq, tk, dh, s, causal, am == null ? null : am + (long)bi * tk,
                             adrop == null ? null : adrop + (long)bh * tq * tk, sc);
@@ -311,22 +382,29 @@ public sealed partial class Tensor
             float* adrop = drop is null ? null : pdrop + drop.Offset;
             float* aq = pq + q.Offset, ak = pk + k.Offset, av = pv + v.Offset, ap = pp + p.Offset, ag = pg + g.Offset;
             float* agq = gq is null ? null : pgq + gq.Offset, agk = gk is null ? null : pgk + gk.Offset, agv = gv is null ? null : pgv + gv.Offset;
-            Par.For(b * h, 1, (s0, s1) =>
+            // one task per key/value head: the query heads of its group add into its gradients in turn
+            int group = L.Group, hk = h / group;
+            Par.For(b * hk, 1, (s0, s1) =>
             {
                 var scratch = BufferPool.Rent(2 * tq * tk);
                 fixed (float* sc = scratch)
                 {
-                    for (int bh = s0; bh < s1; bh++)
+                    for (int bkv = s0; bkv < s1; bkv++)
                     {
-                        int bi = bh / h, hi = bh % h;
-                        long gqAt = L.GradQ.At(bi, hi), gkvAt = L.GradKV.At(bi, hi);
-                        AttentionKernel.Backward(
-                            aq + L.Q.At(bi, hi), L.Q.Row, ak + L.K.At(bi, hi), L.K.Row, av + L.V.At(bi, hi), L.V.Row,
-                            ap + (long)bh * tq * tk, ag + gqAt, L.GradQ.Row,
-                            agq == null ? null : agq + gqAt, L.GradQ.Row, fq ? 0f : 1f,
-                            agk == null ? null : agk + gkvAt, L.GradKV.Row, fk ? 0f : 1f,
-                            agv == null ? null : agv + gkvAt, L.GradKV.Row, fv ? 0f : 1f,
-                            tq, tk, dh, scale, sc, adrop == null ? null : adrop + (long)bh * tq * tk);
+                        int bi = bkv / hk, ki = bkv % hk;
+                        long gkvAt = L.GradKV.At(bi, ki);
+                        for (int gi = 0; gi < group; gi++)
+                        {
+                            int hi = ki * group + gi, bh = bi * h + hi;
+                            long gqAt = L.GradQ.At(bi, hi);
+                            AttentionKernel.Backward(
+                                aq + L.Q.At(bi, hi), L.Q.Row, ak + L.K.At(bi, ki), L.K.Row, av + L.V.At(bi, ki), L.V.Row,
+                                ap + (long)bh * tq * tk, ag + gqAt, L.GradQ.Row,
+                                agq == null ? null : agq + gqAt, L.GradQ.Row, fq ? 0f : 1f,
+                                agk == null ? null : agk + gkvAt, L.GradKV.Row, fk && gi == 0 ? 0f : 1f,
+                                agv == null ? null : agv + gkvAt, L.GradKV.Row, fv && gi == 0 ? 0f : 1f,
+                                tq, tk, dh, scale, sc, adrop == null ? null : adrop + (long)bh * tq * tk);
+                        }
                     }
                 }
                 BufferPool.Return(scratch);
