@@ -14,15 +14,14 @@ namespace Whetstone.Models;
 /// the rest of the key map.</param>
 /// <param name="SequenceClassification">Backbone + classifier head, or null when the family has none.</param>
 /// <param name="InitStd">σ of freshly initialised head weights; default <c>initializer_range</c> (0.02).</param>
+/// <param name="CausalLm">Backbone + language-modelling head (decoders), or null when the family has none.</param>
 internal sealed record ModelFamily(
     IReadOnlyList<string> ModelTypes,
     HfCheckpointKeys Keys,
     SequenceClassificationHead? SequenceClassification,
-    Func<HfConfig, float>? InitStd = null)
+    Func<HfConfig, float>? InitStd = null,
+    CausalLmHead? CausalLm = null)
 {
-    // Next head: CausalLmHead? CausalLm (Create → a decoder with an lm_head, its own ignore list, tied embeddings),
-    // looked up by HfModel the same way as SequenceClassification.
-
     /// <summary>The standard deviation fresh modules are drawn with (transformers' <c>_init_weights</c>).</summary>
     public float Std(HfConfig config) => InitStd?.Invoke(config) ?? config.Float("initializer_range", 0.02f);
 }
@@ -41,6 +40,15 @@ internal sealed record SequenceClassificationHead(
     IReadOnlyList<string> OptionalModules,
     IReadOnlyList<string> Ignore);
 
+/// <summary>A language-modelling head on a family's decoder (transformers' <c>…ForCausalLM</c>).</summary>
+/// <param name="Create">(config, model_type, generator) → the whole model; weights are left at zero inside
+/// <see cref="ModelInit.SkipWeightInit"/>.</param>
+/// <param name="Transposed">Regular expressions over module tensor paths whose checkpoint tensors are stored [in, out]
+/// (GPT-2's Conv1D) and are transposed on load.</param>
+internal sealed record CausalLmHead(
+    Func<HfConfig, string, Rng, CausalLm> Create,
+    IReadOnlyList<string> Transposed);
+
 /// <summary>The family registry, keyed by Hugging Face <c>model_type</c>. A new family adds its definition here.</summary>
 internal static class Families
 {
@@ -49,6 +57,8 @@ internal static class Families
         Bert.BertFamily.Definition,
         DistilBert.DistilBertFamily.Definition,
         Roberta.RobertaFamily.Definition,
+        Gpt2.Gpt2Family.Definition,
+        Llama.LlamaFamily.Definition,
     ];
 
     private static readonly Dictionary<string, ModelFamily> ByModelType = Index();
@@ -64,6 +74,12 @@ internal static class Families
 
     /// <summary>Every registered <c>model_type</c>, sorted.</summary>
     public static IReadOnlyList<string> ModelTypes { get; } = ByModelType.Keys.Order(StringComparer.Ordinal).ToList();
+
+    /// <summary>The <c>model_type</c> values with a sequence-classification head (the encoders), sorted.</summary>
+    public static IReadOnlyList<string> SequenceClassificationModelTypes { get; } = ModelTypes.Where(t => ByModelType[t].SequenceClassification is not null).ToList();
+
+    /// <summary>The <c>model_type</c> values with a language-modelling head (the decoders), sorted.</summary>
+    public static IReadOnlyList<string> CausalLmModelTypes { get; } = ModelTypes.Where(t => ByModelType[t].CausalLm is not null).ToList();
 
     /// <summary>The family that reads <paramref name="modelType"/>, or null.</summary>
     public static ModelFamily? Find(string modelType) => ByModelType.GetValueOrDefault(modelType);

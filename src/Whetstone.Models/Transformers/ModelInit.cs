@@ -21,7 +21,7 @@ internal static class ModelInit
     /// <summary>The generator to initialise weights with, or null while skipping.</summary>
     public static Rng? Weights(Rng rng) => _skip > 0 ? null : rng;
 
-    public static Linear Linear(int inFeatures, int outFeatures, Rng rng) => new(inFeatures, outFeatures, true, Weights(rng));
+    public static Linear Linear(int inFeatures, int outFeatures, Rng rng, bool bias = true) => new(inFeatures, outFeatures, bias, Weights(rng));
 
     public static Embedding Embedding(int count, int dim, Rng rng) => new(count, dim, Weights(rng));
 

@@ -96,6 +96,25 @@ internal sealed class HfConfig
         return e.ValueKind switch { JsonValueKind.True => true, JsonValueKind.False => false, _ => throw Bad(key, "true or false", e) };
     }
 
+    /// <summary>The object at <paramref name="key"/> as a config of its own (same file in messages), or null when absent or null.</summary>
+    public HfConfig? Section(string key)
+    {
+        if (!TryGet(key, out var e)) return null;
+        return e.ValueKind == JsonValueKind.Object ? new HfConfig(Path, e) : throw Bad(key, "an object", e);
+    }
+
+    /// <summary>An integer or a list of integers (e.g. <c>eos_token_id</c>), or null when absent.</summary>
+    public IReadOnlyList<int>? IntList(string key)
+    {
+        if (!TryGet(key, out var e)) return null;
+        if (e.ValueKind == JsonValueKind.Number && e.TryGetInt32(out int one)) return [one];
+        if (e.ValueKind != JsonValueKind.Array) throw Bad(key, "an integer or a list of integers", e);
+        var list = new List<int>();
+        foreach (var x in e.EnumerateArray())
+            list.Add(x.ValueKind == JsonValueKind.Number && x.TryGetInt32(out int v) ? v : throw Bad(key, "a list of integers", e));
+        return list;
+    }
+
     /// <summary>Label names in id order from <c>id2label</c>, or null when the config has none.</summary>
     public IReadOnlyList<string>? Labels()
     {

@@ -48,8 +48,8 @@ public sealed record HfLoadReport(
 /// </summary>
 public static class HfModel
 {
-    /// <summary>The <c>model_type</c> values this loader reads.</summary>
-    public static IReadOnlyList<string> SupportedModelTypes => Families.ModelTypes;
+    /// <summary>The <c>model_type</c> values <see cref="Load"/> reads (families with a sequence-classification head).</summary>
+    public static IReadOnlyList<string> SupportedModelTypes => Families.SequenceClassificationModelTypes;
 
     /// <summary>
     /// Loads a sequence classifier from a folder (config.json + model.safetensors, or shards with
@@ -107,46 +107,11 @@ public static class HfModel
         using (ModelInit.SkipWeightInit()) model = head.Create(config, modelType, numLabels, new Rng((ulong)seed));
         var tensors = model.StateDict();
 
-        // 2. map every checkpoint key (used / ignored / unknown) by the key map derived from the module tree
-        var keyMap = HfKeyMap.Derive(tensors.Keys, names);
-        var mapped = new List<(SafeTensorsFile File, string Key, string Target)>();
-        var ignored = new List<string>();
-        foreach (var (file, keys) in files)
-            foreach (var key in keys)
-            {
-                if (!keyMap.TryMap(key, out var target))
-                    throw new HfCheckpointException(HfFault.UnexpectedKey, file.Path,
-                        $"the {modelType} key map neither uses nor ignores this tensor (is model_type right?). Known patterns: {string.Join(", ", keyMap.Patterns.Take(8))}, …", key);
-                if (target is null) ignored.Add(key);
-                else mapped.Add((file, key, target));
-            }
-
-        // 3. check every mapped key against the model: exists, filled once, right shape
+        // 2-3. map every checkpoint key (used / ignored / unknown) and check it against the model
+        var keys = PlanKeys(modelType, HfKeyMap.Derive(tensors.Keys, names), tensors, files, transposed: _ => false,
+            dropOnMismatch: target => IsUnder(target, head.LabelsModule) && ckptLabels != numLabels);
+        var (plan, filled, used, ignored) = (keys.Plan, keys.Filled, keys.Used, keys.Ignored);
         var notes = new List<string>();
-        var plan = new List<(SafeTensorsFile File, string Key, Tensor Target)>();
-        var filled = new Dictionary<string, string>(StringComparer.Ordinal);
-        var used = new List<HfKeyUse>();
-        foreach (var (file, key, target) in mapped)
-        {
-            if (!tensors.TryGetValue(target, out var t))
-                throw new HfCheckpointException(HfFault.UnexpectedKey, file.Path, $"maps to '{target}', which this {modelType} model does not have.", key);
-            if (filled.TryGetValue(target, out var other))
-                throw new HfCheckpointException(HfFault.DuplicateKey, file.Path, $"fills '{target}', which '{other}' already filled.", key);
-            var info = file.Info(key);
-            if (!info.Shape.AsSpan().SequenceEqual(t.Shape))
-            {
-                if (IsUnder(target, head.LabelsModule) && ckptLabels != numLabels)
-                {
-                    ignored.Add(key);
-                    continue;
-                }
-                throw new HfCheckpointException(HfFault.ShapeMismatch, file.Path,
-                    $"shape {Shapes.Format(info.Shape)} in the checkpoint, {Shapes.Format(t.Shape.ToArray())} in the model built from config.json ('{target}').", key);
-            }
-            filled[target] = key;
-            plan.Add((file, key, t));
-            used.Add(new HfKeyUse(key, System.IO.Path.GetFileName(file.Path), target));
-        }
         if (ckptLabels is not null && ckptLabels != numLabels)
             notes.Add($"the checkpoint's classifier has {ckptLabels} labels, {numLabels} were asked for: '{head.LabelsModule}' is new.");
 
@@ -165,12 +130,7 @@ public static class HfModel
                 $"{missing.Count} model tensor(s) are in no checkpoint file: {string.Join(", ", missing.Take(12))}{(missing.Count > 12 ? ", …" : "")}.");
 
         // 5. convert straight from the mapped files into parameter storage
-        using (Whetstone.Tensors.Autograd.Graph.NoGrad())
-            Parallel.ForEach(plan, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, Environment.ProcessorCount) }, p =>
-            {
-                var info = p.File.Info(p.Key);
-                DTypes.ToFloat32(p.File.RawBytes(p.Key), info.DType, p.Target.Span);
-            });
+        Fill(plan);
 
         // 6. fresh modules as transformers initialises them
         var rng = new Rng((ulong)seed * 7919 + 17);
@@ -288,4 +248,120 @@ public static class HfModel
 
     /// <summary>A folder path as is, else a hub name looked up in the local hub cache (<see cref="HfHubCache.Resolve"/>).</summary>
     internal static string ResolveFolder(string pathOrName, Func<string, string?> env) => HfHubCache.Resolve(pathOrName, env);
+
+    /// <summary>Checkpoint tensors matched to model tensors: what fills what, and what was ignored.</summary>
+    private sealed record KeyPlan(List<(SafeTensorsFile File, string Key, Tensor Target, bool Transposed)> Plan,
+        Dictionary<string, string> Filled, List<HfKeyUse> Used, List<string> Ignored);
+
+    /// <summary>
+    /// Maps every checkpoint key by <paramref name="keyMap"/> (used, ignored or unknown → error) and checks each used one:
+    /// the model has the target, it is filled once, and the shape matches (reversed for a <paramref name="transposed"/>
+    /// target, whose checkpoint stores it [in, out]). A mismatching tensor that <paramref name="dropOnMismatch"/> accepts
+    /// is ignored instead (a classifier with another label count).
+    /// </summary>
+    private static KeyPlan PlanKeys(string modelType, HfKeyMap keyMap, IReadOnlyDictionary<string, Tensor> tensors,
+        List<(SafeTensorsFile File, IReadOnlyList<string> Keys)> files, Func<string, bool> transposed, Func<string, bool> dropOnMismatch)
+    {
+        var result = new KeyPlan([], new(StringComparer.Ordinal), [], []);
+        foreach (var (file, keys) in files)
+            foreach (var key in keys)
+            {
+                if (!keyMap.TryMap(key, out var target))
+                    throw new HfCheckpointException(HfFault.UnexpectedKey, file.Path,
+                        $"the {modelType} key map neither uses nor ignores this tensor (is model_type right?). Known patterns: {string.Join(", ", keyMap.Patterns.Take(8))}, …", key);
+                if (target is null) { result.Ignored.Add(key); continue; }
+                if (!tensors.TryGetValue(target, out var t))
+                    throw new HfCheckpointException(HfFault.UnexpectedKey, file.Path, $"maps to '{target}', which this {modelType} model does not have.", key);
+                if (result.Filled.TryGetValue(target, out var other))
+                    throw new HfCheckpointException(HfFault.DuplicateKey, file.Path, $"fills '{target}', which '{other}' already filled.", key);
+                var info = file.Info(key);
+                bool swap = transposed(target);
+                int[] expected = swap ? [.. t.Shape.ToArray().Reverse()] : t.Shape.ToArray();
+                if (!info.Shape.AsSpan().SequenceEqual(expected))
+                {
+                    if (dropOnMismatch(target)) { result.Ignored.Add(key); continue; }
+                    throw new HfCheckpointException(HfFault.ShapeMismatch, file.Path,
+                        $"shape {Shapes.Format(info.Shape)} in the checkpoint, {Shapes.Format(expected)} expected from config.json ('{target}'{(swap ? ", stored [in, out]" : "")}).", key);
+                }
+                result.Filled[target] = key;
+                result.Plan.Add((file, key, t, swap));
+                result.Used.Add(new HfKeyUse(key, System.IO.Path.GetFileName(file.Path), target));
+            }
+        return result;
+    }
+
+    /// <summary>Converts each planned tensor straight from its memory-mapped file into parameter storage (transposing [in, out] ones).</summary>
+    private static void Fill(List<(SafeTensorsFile File, string Key, Tensor Target, bool Transposed)> plan)
+    {
+        using (Whetstone.Tensors.Autograd.Graph.NoGrad())
+            Parallel.ForEach(plan, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, Environment.ProcessorCount) }, p =>
+            {
+                var info = p.File.Info(p.Key);
+                if (!p.Transposed) { DTypes.ToFloat32(p.File.RawBytes(p.Key), info.DType, p.Target.Span); return; }
+                int rows = info.Shape[0], cols = info.Shape[1];              // stored [in, out] = [rows, cols]
+                var tmp = new float[rows * cols];
+                DTypes.ToFloat32(p.File.RawBytes(p.Key), info.DType, tmp);
+                var dst = p.Target.Span;                                     // [out, in] = [cols, rows]
+                for (int r = 0; r < rows; r++)
+                    for (int c = 0; c < cols; c++) dst[c * rows + r] = tmp[r * cols + c];
+            });
+    }
+
+    /// <summary>
+    /// Loads a decoder language model (<see cref="CausalLm"/>: GPT-2, Llama, Qwen2, Mistral) from a folder or hub name as
+    /// <see cref="Load"/> does, exactly: every checkpoint key used or explicitly ignored (buffers, a tied lm_head),
+    /// every model tensor filled, every shape checked (GPT-2's Conv1D weights transposed from [in, out]); f32, f16 and
+    /// bf16 tensors, one file or shards. The model is returned in evaluation mode.
+    /// </summary>
+    public static (CausalLm Model, HfLoadReport Report) LoadCausalLm(string pathOrName, int seed = 0)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(pathOrName);
+        var sw = Stopwatch.StartNew();
+        var folder = ResolveFolder(pathOrName, Environment.GetEnvironmentVariable);
+        var config = HfConfig.Load(System.IO.Path.Combine(folder, "config.json"));
+        var modelType = config.StringOrNull("model_type")
+            ?? throw new HfCheckpointException(HfFault.UnknownModelType, config.Path, $"config.json has no model_type; decoders supported: {string.Join(", ", CausalLmModelTypes)}.", "model_type");
+        var family = Families.Find(modelType);
+        var head = family?.CausalLm
+            ?? throw new HfCheckpointException(HfFault.UnknownModelType, config.Path, family is null
+                ? $"model_type '{modelType}' is not supported; decoders supported: {string.Join(", ", CausalLmModelTypes)}."
+                : $"model_type '{modelType}' is an encoder (no language-modelling head); decoders supported: {string.Join(", ", CausalLmModelTypes)}.", "model_type");
+
+        var files = OpenWeights(folder);
+        try
+        {
+            CausalLm model;
+            try
+            {
+                using (ModelInit.SkipWeightInit()) model = head.Create(config, modelType, new Rng((ulong)seed));
+            }
+            catch (Exception e) when (e is ArgumentException or NotSupportedException)
+            {
+                throw new HfCheckpointException(HfFault.InvalidConfig, config.Path, e.Message);
+            }
+            var tensors = model.StateDict();
+            var swap = head.Transposed.Select(p => new System.Text.RegularExpressions.Regex("^" + p + "$", System.Text.RegularExpressions.RegexOptions.CultureInvariant)).ToArray();
+            var keys = PlanKeys(modelType, HfKeyMap.Derive(tensors.Keys, family.Keys), tensors, files,
+                transposed: target => swap.Any(rx => rx.IsMatch(target)), dropOnMismatch: _ => false);
+            var missing = tensors.Keys.Where(k => !keys.Filled.ContainsKey(k)).ToList();
+            if (missing.Count > 0)
+                throw new HfCheckpointException(HfFault.MissingKey, files[0].Item1.Path,
+                    $"{missing.Count} model tensor(s) are in no checkpoint file: {string.Join(", ", missing.Take(12))}{(missing.Count > 12 ? ", …" : "")}.");
+            Fill(keys.Plan);
+            model.Eval();
+            var notes = new List<string>();
+            if (model.TiedEmbeddings && keys.Ignored.Contains("lm_head.weight"))
+                notes.Add($"lm_head.weight ignored: the output projection is tied to {model.EmbeddingsPath} (tie_word_embeddings).");
+            var report = new HfLoadReport(modelType, folder, files.Select(f => f.Item1.Path).ToList(), 0, null, keys.Used, keys.Ignored, [], notes,
+                sw.Elapsed.TotalMilliseconds);
+            return (model, report);
+        }
+        finally
+        {
+            foreach (var (f, _) in files) f.Dispose();
+        }
+    }
+
+    /// <summary>The <c>model_type</c> values <see cref="LoadCausalLm"/> reads.</summary>
+    public static IReadOnlyList<string> CausalLmModelTypes => Families.CausalLmModelTypes;
 }
