@@ -362,6 +362,50 @@ public static class HfModel
         }
     }
 
+    /// <summary>Tokenizer and generation files a decoder folder may carry; <see cref="SaveCausalLm"/> copies those present.</summary>
+    private static readonly string[] DecoderSideFiles =
+        ["generation_config.json", "vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "tokenizer.model", "chat_template.jinja"];
+
+    /// <summary>
+    /// Writes <paramref name="model"/> as a Hugging Face folder that <see cref="LoadCausalLm"/> (and transformers) reads:
+    /// <paramref name="config"/> (default: the source folder's config.json), the source's generation and tokenizer
+    /// files, and <c>model.safetensors</c> under the checkpoint names (GPT-2's Conv1D weights transposed back to
+    /// [in, out]; a tied head is not written twice). LoRA adapters must be merged first
+    /// (<see cref="Nn.Lora.LoraInjector.MergeAndUnload"/>). Returns the files written.
+    /// </summary>
+    public static IReadOnlyList<string> SaveCausalLm(CausalLm model, string sourceFolder, string outDir, System.Text.Json.Nodes.JsonObject? config = null, DType dtype = DType.F32)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(sourceFolder);
+        ArgumentNullException.ThrowIfNull(outDir);
+        if (Nn.Lora.LoraInjector.Layers(model).Any())
+            throw new InvalidOperationException("The model still has LoRA adapters; merge them (LoraInjector.MergeAndUnload) or save the adapter alone.");
+        var head = Families.Find(model.ModelType)?.CausalLm ?? throw new InvalidOperationException($"model_type '{model.ModelType}' has no registered decoder family.");
+        var swap = head.Transposed.Select(p => new System.Text.RegularExpressions.Regex("^" + p + "$", System.Text.RegularExpressions.RegexOptions.CultureInvariant)).ToArray();
+        Directory.CreateDirectory(outDir);
+        var files = new List<string>();
+        var cfg = config ?? System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(System.IO.Path.Combine(sourceFolder, "config.json")))!.AsObject();
+        cfg["torch_dtype"] = dtype switch { DType.F16 => "float16", DType.BF16 => "bfloat16", _ => "float32" };
+        File.WriteAllText(System.IO.Path.Combine(outDir, "config.json"), cfg.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        files.Add("config.json");
+        foreach (var name in DecoderSideFiles)
+        {
+            var from = System.IO.Path.Combine(sourceFolder, name);
+            if (!File.Exists(from)) continue;
+            File.Copy(from, System.IO.Path.Combine(outDir, name), overwrite: true);
+            files.Add(name);
+        }
+        var state = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        using (new Tensors.Memory.TensorScope())
+        {
+            foreach (var (name, t) in model.StateDict())
+                state[name] = swap.Any(rx => rx.IsMatch(name)) ? t.Transpose(0, 1).Contiguous() : t;
+            SafeTensors.Save(System.IO.Path.Combine(outDir, "model.safetensors"), state, new Dictionary<string, string> { ["format"] = "pt" }, dtype);
+        }
+        files.Add("model.safetensors");
+        return files;
+    }
+
     /// <summary>The <c>model_type</c> values <see cref="LoadCausalLm"/> reads.</summary>
     public static IReadOnlyList<string> CausalLmModelTypes => Families.CausalLmModelTypes;
 }
