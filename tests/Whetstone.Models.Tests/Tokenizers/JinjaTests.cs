@@ -1,0 +1,148 @@
+using Whetstone.Models.Tokenizers.ChatTemplates;
+
+namespace Whetstone.Models.Tests.Tokenizers;
+
+/// <summary>The Jinja2 subset, one feature per case, against jinja2's renderings (expected.json "jinja"), plus errors and limits.</summary>
+public class JinjaTests
+{
+    public static TheoryData<string> CaseNames() =>
+        [.. ChatTemplateFixture.Root.GetProperty("jinja").EnumerateArray().Select(c => c.GetProperty("name").GetString()!)];
+
+    private static string Render(string source, Dictionary<string, object?>? vars = null, JinjaLimits? limits = null) =>
+        JinjaInterpreter.RenderSource(source, vars ?? [], () => ChatTemplateFixture.Now, limits);
+
+    /// <summary>Where our wording differs from jinja2's, the fragment our message must hold instead.</summary>
+    private static readonly Dictionary<string, string> OurWording = new(StringComparer.Ordinal)
+    {
+        ["error-unclosed-for"] = "the 'for' tag at line 1 column 1 was never closed (expected '{% endfor %}')",
+        ["error-unknown-tag"] = "unknown tag 'frob'",
+    };
+
+    [Theory]
+    [MemberData(nameof(CaseNames))]
+    public void Renders_as_jinja2_does(string name)
+    {
+        var c = ChatTemplateFixture.JinjaCase(name);
+        string source = c.GetProperty("template").GetString()!;
+        var vars = ChatTemplateFixture.Variables(c.GetProperty("context"));
+        if (c.TryGetProperty("expected", out var expected))
+        {
+            Assert.Equal(expected.GetString(), Render(source, vars));
+            return;
+        }
+        var e = Assert.ThrowsAny<ChatTemplateException>(() => Render(source, vars));
+        Assert.Contains(OurWording.GetValueOrDefault(name) ?? c.GetProperty("error").GetString()!, e.Reason, StringComparison.Ordinal);
+        Assert.True(e.Line >= 1 && e.Column >= 1, $"no location in: {e.Message}");
+        if (name == "error-raise") Assert.IsType<ChatTemplateRaisedException>(e);
+    }
+
+    private static ChatTemplateException Fails(string source, Dictionary<string, object?>? vars = null, JinjaLimits? limits = null) =>
+        Assert.ThrowsAny<ChatTemplateException>(() => Render(source, vars, limits));
+
+    [Fact]
+    public void Parse_errors_name_the_line_and_column_and_what_was_expected()
+    {
+        var e = Fails("line one\n  {{ 1 + }}");
+        Assert.Equal((2, 10), (e.Line, e.Column));
+        Assert.Equal("expected an expression, found '}}'", e.Reason);
+
+        e = Fails("{% if x %}\n{% for y in z %}\n{% endif %}");
+        Assert.Equal((3, 4), (e.Line, e.Column));
+        Assert.Equal("unexpected 'endif': the innermost open tag is 'for' at line 2 column 1, expecting '{% endfor %}' first", e.Reason);
+
+        e = Fails("ab\n{{ 'unterminated }}");
+        Assert.Equal((2, 4), (e.Line, e.Column));
+        Assert.Equal("unterminated string literal", e.Reason);
+
+        e = Fails("{% set x 1 %}");
+        Assert.Equal((1, 10), (e.Line, e.Column));
+        Assert.Contains("expected '%}' to end the 'set' tag", e.Reason, StringComparison.Ordinal);
+
+        e = Fails("{{ x | nosuch }}");
+        Assert.Equal((1, 8), (e.Line, e.Column));
+        Assert.Equal("No filter named 'nosuch'.", e.Reason);
+
+        e = Fails("{{ x is nosuch }}");
+        Assert.Equal("No test named 'nosuch'.", e.Reason);
+
+        e = Fails("{# never closed");
+        Assert.Contains("expected '#}'", e.Reason, StringComparison.Ordinal);
+
+        e = Fails("{{ a[1 }}");
+        Assert.Equal("unexpected '}', expected ']'", e.Reason);
+
+        e = Fails("{% call foo() %}{% endcall %}");
+        Assert.Contains("not supported", e.Reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Runtime_errors_point_at_the_failing_expression()
+    {
+        var e = Fails("ok\n{% for m in ms %}\n  {{ m.content.text.upper() }}\n{% endfor %}",
+            new() { ["ms"] = new List<object?> { new Dictionary<string, object?> { ["content"] = new Dictionary<string, object?>() } } });
+        Assert.Equal("'dict object' has no attribute 'text'", e.Reason);
+        Assert.Equal(3, e.Line);
+
+        e = Fails("{{ raise_exception('bad ' ~ n) }}", new() { ["n"] = 3 });
+        Assert.IsType<ChatTemplateRaisedException>(e);
+        Assert.Equal("bad 3", e.Reason);
+        Assert.Equal((1, 4), (e.Line, e.Column));
+
+        e = Fails("{% set x = 5 %}{{ x() }}");
+        Assert.Equal("'int' object is not callable", e.Reason);
+        e = Fails("{% set ns = 1 %}{% set ns.a = 2 %}");
+        Assert.Contains("not a namespace()", e.Reason, StringComparison.Ordinal);
+        e = Fails("{% for a, b in [[1, 2, 3]] %}{% endfor %}");
+        Assert.Contains("too many values to unpack", e.Reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Limits_stop_runaway_templates_with_clear_errors()
+    {
+        var e = Fails("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}");
+        Assert.Contains("nested deeper than 100", e.Reason, StringComparison.Ordinal);
+
+        e = Fails("{% for a in range(1000) %}{% for b in range(1000) %}{% for c in range(10) %}{% endfor %}{% endfor %}{% endfor %}");
+        Assert.Contains("more than 1000000 loop iterations", e.Reason, StringComparison.Ordinal);
+
+        e = Fails("{% for i in range(100) %}{{ 'x' * 1000 }}{% endfor %}", limits: new JinjaLimits(MaxOutputChars: 50_000));
+        Assert.Contains("longer than 50000 characters", e.Reason, StringComparison.Ordinal);
+
+        e = Fails("{{ 'x' * 100000000000 }}");
+        Assert.Contains("repeated to more than", e.Reason, StringComparison.Ordinal);
+
+        e = Fails("{{ " + string.Concat(Enumerable.Repeat("(", 500)) + "1" + string.Concat(Enumerable.Repeat(")", 500)) + " }}");
+        Assert.Contains("nested deeper than", e.Reason, StringComparison.Ordinal);
+
+        e = Fails("{{ 2 ** 70 }}");
+        Assert.Contains("overflow", e.Reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Whitespace_control_follows_trim_blocks_and_lstrip_blocks()
+    {
+        Assert.Equal("a\nb\n", Render("{% if true %}\na\n{% endif %}\n    {% if true %}\nb\n    {% endif %}\n"));
+        Assert.Equal("x  y", Render("x  {{ '' }}y"));          // no trimming around {{ }}
+        Assert.Equal("xy", Render("x  \n {{- '' -}} \n y"));
+        Assert.Equal("  a", Render("  {%+ if true %}a{% endif %}"));
+        Assert.Equal("1\n2\n", Render("{% for i in [1, 2] %}\n{{ i }}\n{% endfor %}"));
+    }
+
+    [Fact]
+    public void Undefined_values_behave_as_jinjas_default_undefined()
+    {
+        Assert.Equal("[]|0|False|none", Render("[{{ u }}]|{{ u | length }}|{{ u is defined }}|{{ u | default('none') }}"));
+        Assert.Equal("'u' is undefined", Fails("{{ u.x }}").Reason);
+        Assert.Equal("'u' is undefined", Fails("{{ u + 1 }}").Reason);
+        Assert.Equal("'u' is undefined", Fails("{{ u() }}").Reason);
+        Assert.Equal("", Render("{% for x in u %}{{ x }}{% endfor %}"));
+        Assert.Equal("'dict object' has no attribute 'a'", Fails("{{ d.a.b }}", new() { ["d"] = new Dictionary<string, object?>() }).Reason);
+    }
+
+    [Fact]
+    public void Values_print_with_python_str()
+    {
+        Assert.Equal("1.0 0.1 1e-05 1e+16 123456789012345.0 -0.0 [1.5, 'a'] {'k': None}", Render("{{ 1.0 }} {{ 0.1 }} {{ 0.00001 }} {{ 1e16 }} {{ 123456789012345.0 }} {{ -0.0 }} {{ [1.5, 'a'] }} {{ {'k': none} }}"));
+        Assert.Equal("True 3", Render("{{ 1 == 1 }} {{ true + 2 }}"));
+    }
+}
