@@ -31,7 +31,7 @@ internal static class ModelInit
         public void Dispose() { if (!_done) { _done = true; _skip--; } }
     }
 
-    /// <summary>Hugging Face's <c>_init_weights</c> for a fresh module: Linear/Embedding N(0, σ), bias 0, LayerNorm 1/0.</summary>
+    /// <summary>Hugging Face's <c>_init_weights</c> for a fresh module: Linear/Embedding N(0, σ), bias 0, LayerNorm 1/0, RMSNorm 1.</summary>
     public static void HfInit(Module module, Rng rng, double std)
     {
         foreach (var (_, m) in module.NamedModules())
@@ -47,6 +47,9 @@ internal static class ModelInit
                 case LayerNorm n:
                     Init.Ones(n.Weight);
                     Init.Zeros(n.Bias);
+                    break;
+                case RmsNorm r:
+                    Init.Ones(r.Weight);
                     break;
             }
     }

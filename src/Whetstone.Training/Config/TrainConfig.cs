@@ -20,6 +20,7 @@ public sealed record TrainConfig
     public ModelConfig Model { get; init; } = new();
     public DataConfig Data { get; init; } = new();
     public TextConfig Text { get; init; } = new();
+    public LmConfig Lm { get; init; } = new();
     public FreezeConfig Freeze { get; init; } = new();
     public LoraSection? Lora { get; init; }
     public List<UnfreezeStep> Unfreeze { get; init; } = [];
@@ -105,6 +106,26 @@ public sealed record AugmentConfig
     /// <summary>Random crop after padding each side by this many pixels (0 = off).</summary>
     public int CropPadding { get; init; }
     [YamlIgnore] public bool Enabled => Flip || CropPadding > 0;
+}
+
+/// <summary>Language-model tasks (<c>causal-lm</c>, <c>chat</c>): how the data becomes sequences, and the samples in the report.</summary>
+public sealed record LmConfig
+{
+    /// <summary>Plain text is packed into blocks of this many tokens.</summary>
+    public int BlockSize { get; init; } = 256;
+    /// <summary>Prompt/completion and chat rows are cut to this many tokens (and counted).</summary>
+    public int MaxLength { get; init; } = 512;
+    public string PromptField { get; init; } = "prompt";
+    public string CompletionField { get; init; } = "completion";
+    public string MessagesField { get; init; } = "messages";
+    /// <summary>error (the first bad row stops the run, naming file and line) or skip (counted and reported).</summary>
+    public string BadRows { get; init; } = "error";
+    /// <summary>A chat template file (Jinja) to use instead of the checkpoint's own.</summary>
+    public string? ChatTemplate { get; init; }
+    /// <summary>Held-out prompts answered before and after fine-tuning in the report.</summary>
+    public int Samples { get; init; } = 3;
+    /// <summary>Tokens generated per sample reply (greedy).</summary>
+    public int MaxNewTokens { get; init; } = 64;
 }
 
 public sealed record FreezeConfig

@@ -86,7 +86,7 @@ public static class LmFiles
         var format = options.Format == "auto" ? Detect(files[0]) : options.Format;
         if (format is not ("text" or "instruction" or "chat"))
             throw new DataException($"data.format for language modelling must be auto, text, instruction or chat (got '{format}').");
-        if (format == "chat" && chat is null) throw new ArgumentException("Chat data needs a chat format (the checkpoint's template or ChatML).");
+        if (format == "chat" && chat is null) throw new DataException($"{path} holds conversations (messages): they are rendered by a chat template, so train them with task: chat.");
         return format == "text" ? ReadText(files, tokenizer, options) : ReadRows(files, format, tokenizer, options, chat);
     }
 

@@ -356,7 +356,7 @@ public static class HtmlReport
 
     // ------------------------------------------------------------------ page and helpers
 
-    private const string Css = """
+    internal const string Css = """
         body{font:14px/1.45 "DejaVu Sans",Helvetica,Arial,sans-serif;color:#222;margin:0;background:#f6f7f9}
         main{max-width:1180px;margin:0 auto;padding:16px 24px 48px;background:#fff}
         h1{font-size:24px;margin:8px 0 4px}h2{font-size:19px;border-bottom:2px solid #1f77b4;padding-bottom:3px;margin-top:30px}

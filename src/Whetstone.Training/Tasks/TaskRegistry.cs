@@ -16,6 +16,8 @@ public static class TaskRegistry
     [
         new(ImageClassification.TaskName, "images → one of N labels, from a TF.js or ONNX backbone", ImageClassification.Prepare),
         new(TextClassification.TaskName, "texts (or text pairs) → one of N labels, from word vectors or a Hugging Face encoder", TextClassification.Prepare),
+        new(CausalLmTask.CausalLmName, "a decoder LM on plain text (domain adaptation) or prompt/completion rows", CausalLmTask.Prepare),
+        new(CausalLmTask.ChatName, "a decoder LM on conversations (messages JSONL), loss on the assistant turns", CausalLmTask.Prepare),
     ];
 
     /// <summary>The task named <paramref name="name"/>; an unknown name is a config error listing the known ones.</summary>

@@ -82,8 +82,8 @@ public sealed class Trainer
     /// <summary>The validation metric that picks the epoch whose weights are kept.</summary>
     public string Select { get; }
 
-    /// <summary>Whether a larger <see cref="Select"/> is better (everything but losses).</summary>
-    public bool Maximize => !Select.EndsWith("loss", StringComparison.Ordinal);
+    /// <summary>Whether a larger <see cref="Select"/> is better (everything but losses and perplexities).</summary>
+    public bool Maximize => !Select.EndsWith("loss", StringComparison.Ordinal) && !Select.EndsWith("perplexity", StringComparison.Ordinal);
 
     public TrainerHooks Hooks { get; init; } = new();
 

@@ -388,10 +388,12 @@ public static class HfModel
         cfg["torch_dtype"] = dtype switch { DType.F16 => "float16", DType.BF16 => "bfloat16", _ => "float32" };
         File.WriteAllText(System.IO.Path.Combine(outDir, "config.json"), cfg.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         files.Add("config.json");
+        bool sameFolder = string.Equals(System.IO.Path.GetFullPath(sourceFolder).TrimEnd('/'), System.IO.Path.GetFullPath(outDir).TrimEnd('/'), StringComparison.Ordinal);
         foreach (var name in DecoderSideFiles)
         {
             var from = System.IO.Path.Combine(sourceFolder, name);
             if (!File.Exists(from)) continue;
+            if (sameFolder) { files.Add(name); continue; }
             File.Copy(from, System.IO.Path.Combine(outDir, name), overwrite: true);
             files.Add(name);
         }
@@ -404,6 +406,35 @@ public static class HfModel
         }
         files.Add("model.safetensors");
         return files;
+    }
+
+    /// <summary>
+    /// A decoder built from <paramref name="folder"/>'s config.json alone, freshly initialised as transformers' <c>_init_weights</c>
+    /// does (Linear and Embedding weights N(0, initializer_range), biases 0, norms 1): for pre-training and the
+    /// "same network from scratch" baseline. Weights in the folder, if any, are not read.
+    /// </summary>
+    public static CausalLm CreateCausalLm(string folder, int seed = 0)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(folder);
+        var config = HfConfig.Load(System.IO.Path.Combine(folder, "config.json"));
+        var modelType = config.StringOrNull("model_type")
+            ?? throw new HfCheckpointException(HfFault.UnknownModelType, config.Path, $"config.json has no model_type; decoders supported: {string.Join(", ", CausalLmModelTypes)}.", "model_type");
+        var family = Families.Find(modelType);
+        var head = family?.CausalLm
+            ?? throw new HfCheckpointException(HfFault.UnknownModelType, config.Path, $"model_type '{modelType}' is not a supported decoder ({string.Join(", ", CausalLmModelTypes)}).", "model_type");
+        CausalLm model;
+        var rng = new Rng((ulong)seed);
+        try
+        {
+            using (ModelInit.SkipWeightInit()) model = head.Create(config, modelType, rng);
+        }
+        catch (Exception e) when (e is ArgumentException or NotSupportedException)
+        {
+            throw new HfCheckpointException(HfFault.InvalidConfig, config.Path, e.Message);
+        }
+        ModelInit.HfInit(model, rng, family.Std(config));
+        model.Eval();
+        return model;
     }
 
     /// <summary>The <c>model_type</c> values <see cref="LoadCausalLm"/> reads.</summary>
