@@ -21,6 +21,8 @@ internal static class Program
         root.Subcommands.Add(Commands.Layers());
         root.Subcommands.Add(TuneCommand.Create(threads));
         root.Subcommands.Add(ExportCommand.Create(threads));
+        root.Subcommands.Add(GenerateCommands.Generate(threads));
+        root.Subcommands.Add(GenerateCommands.Chat(threads));
 
         var info = new Command("info", "Show the engine's configuration: instruction sets, threads");
         info.SetAction(_ =>

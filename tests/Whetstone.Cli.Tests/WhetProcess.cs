@@ -17,6 +17,15 @@ internal static class WhetProcess
 
     public static (int Code, string Out, string Err) Run(string workingDir, params string[] args) => Run(workingDir, null, args);
 
+    /// <summary>Starts <c>whet</c> with standard input redirected too (an interactive command fed by the test).</summary>
+    public static Process StartWithInput(string workingDir, params string[] args)
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, WorkingDirectory = workingDir };
+        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "whet.dll"));
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        return Process.Start(psi)!;
+    }
+
     public static (int Code, string Out, string Err) Run(string workingDir, int? threads, params string[] args)
     {
         using var p = Start(workingDir, threads, args);
