@@ -265,23 +265,3 @@ internal sealed class BpeSegmentEncoder : SegmentEncoder
         }
     }
 }
-
-/// <summary>A SentencePiece tokenizer.model (BPE, Llama-2 style) over Microsoft.ML.Tokenizers' <see cref="LlamaTokenizer"/>.</summary>
-internal sealed class SentencePieceSegmentEncoder(SentencePieceTokenizer model, bool legacy) : SegmentEncoder
-{
-    public SentencePieceTokenizer Model { get; } = model;
-
-    public override void Encode(string segment, int start, List<int> ids)
-    {
-        if (segment.Length == 0) return;
-        // legacy (transformers' default for Llama): every segment between added tokens gets SentencePiece's dummy "▁"
-        // prefix, as separate sp_model.encode calls do; otherwise only the input's first segment does.
-        if (legacy || start == 0 || !Model.AddDummyPrefix)
-        {
-            ids.AddRange(Model.EncodeToIds(segment, addBeginningOfSentence: false, addEndOfSentence: false));
-            return;
-        }
-        var text = Model.EscapeWhiteSpaces ? segment.Replace(' ', '▁') : segment;
-        ids.AddRange(Model.EncodeToIds(text, addBeginningOfSentence: false, addEndOfSentence: false, considerPreTokenization: false, considerNormalization: false));
-    }
-}

@@ -1,7 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
-using Microsoft.ML.Tokenizers;
+using Google.Protobuf;
 using Whetstone.Models.Importers.Hf;
 
 namespace Whetstone.Models.Tokenizers;
@@ -300,26 +300,31 @@ public sealed partial class DecoderTokenizer
 
     private static DecoderTokenizer FromSentencePieceModel(string path, JsonElement cfg)
     {
-        SentencePieceTokenizer model;
-        try
-        {
-            using var stream = File.OpenRead(path);
-            model = LlamaTokenizer.Create(stream, addBeginOfSentence: false, addEndOfSentence: false);
-        }
-        catch (Exception e) when (e is not OutOfMemoryException)   // the protobuf reader's exceptions are its own
-        {
-            throw new HfCheckpointException(HfFault.UnsupportedTokenizer, path,
-                $"Microsoft.ML.Tokenizers could not read it as a SentencePiece BPE model ({e.Message}); Unigram SentencePiece models (T5, ALBERT) are not supported.");
-        }
-        var vocab = new Dictionary<string, int>(model.Vocabulary, StringComparer.Ordinal);
+        HfCheckpointException Bad(string why) => new(HfFault.UnsupportedTokenizer, path, why);
+        SentencePieceModelFile model;
+        try { model = SentencePieceModelFile.Read(File.ReadAllBytes(path)); }
+        catch (InvalidProtocolBufferException e) { throw Bad($"not a SentencePiece model (protobuf: {e.Message})."); }
+        if (model.Pieces.Count == 0) throw Bad("not a SentencePiece model: it holds no pieces.");
+        if (model.ModelType != 2)
+            throw Bad($"a SentencePiece {model.ModelType switch { 1 => "Unigram", 3 => "word", 4 => "char", _ => $"type-{model.ModelType}" }} model; DecoderTokenizer supports SentencePiece BPE (Llama-2 style).");
+        if (model.HasCharsMap)
+            throw Bad($"normalization rules ('{model.NormalizerName}', a precompiled charsmap) are not supported; Llama-style models use 'identity'.");
+        if (model.TreatWhitespaceAsSuffix) throw Bad("treat_whitespace_as_suffix models are not supported.");
+        var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
+        for (int id = 0; id < model.Pieces.Count; id++) vocab.TryAdd(model.Pieces[id].Piece, id);
+        // <unk>, <s>, </s> and the other control pieces are special tokens; user-defined pieces are matched in text
         var added = new List<DecoderAddedToken>();
-        foreach (var (token, id) in new[] { (model.UnknownToken, model.UnknownId), (model.BeginningOfSentenceToken, model.BeginningOfSentenceId), (model.EndOfSentenceToken, model.EndOfSentenceId) })
-            if (token is not null && id >= 0) added.Add(new DecoderAddedToken(id, token, Special: true));
+        for (int id = 0; id < model.Pieces.Count; id++)
+            if (model.Pieces[id].Type is SentencePieceModelFile.PieceType.Control or SentencePieceModelFile.PieceType.Unknown)
+                added.Add(new DecoderAddedToken(id, model.Pieces[id].Piece, Special: true));
         MergeConfigAddedTokens(added, cfg);
-        var encoder = new SentencePieceSegmentEncoder(model, Bool(cfg, "legacy") ?? true);
+        var encoder = new SentencePieceBpeEncoder(model, Bool(cfg, "legacy") ?? true);
+        var byteIds = Enumerable.Range(0, model.Pieces.Count).Where(i => model.Pieces[i].Type == SentencePieceModelFile.PieceType.Byte).ToHashSet();
         var tok = new DecoderTokenizer(DecoderTokenizerKind.SentencePieceModel, path, encoder, vocab, added,
-            t => SentencePieceBytes(t, '▁', model.ByteFallback), stripLeadingSpace: model.AddDummyPrefix);
-        tok.UnkId = model.UnknownId;
+            t => SentencePieceBytes(t, '▁', byteFallback: vocab.TryGetValue(t, out int i) && byteIds.Contains(i)), stripLeadingSpace: model.AddDummyPrefix);
+        int? Valid(int id) => id >= 0 && id < model.Pieces.Count ? id : null;
+        tok.UnkId = Valid(model.UnkId);
+        tok._modelSpecials = (Valid(model.BosId), Valid(model.EosId), Valid(model.PadId));
         return tok;
     }
 
@@ -344,9 +349,9 @@ public sealed partial class DecoderTokenizer
             : [];
         int? FirstOf(List<int> a, List<int> b) => a.Count > 0 ? a[0] : b.Count > 0 ? b[0] : null;
         var genEos = Ids(gen, "eos_token_id");
-        BosId = Named("bos_token") ?? FirstOf(Ids(gen, "bos_token_id"), Ids(model, "bos_token_id")) ?? (Kind == DecoderTokenizerKind.SentencePieceModel ? SentencePieceModelIds().Bos : null);
-        EosId = Named("eos_token") ?? FirstOf(genEos, Ids(model, "eos_token_id")) ?? (Kind == DecoderTokenizerKind.SentencePieceModel ? SentencePieceModelIds().Eos : null);
-        PadId = Named("pad_token") ?? FirstOf(Ids(gen, "pad_token_id"), Ids(model, "pad_token_id"));
+        BosId = Named("bos_token") ?? FirstOf(Ids(gen, "bos_token_id"), Ids(model, "bos_token_id")) ?? _modelSpecials.Bos;
+        EosId = Named("eos_token") ?? FirstOf(genEos, Ids(model, "eos_token_id")) ?? _modelSpecials.Eos;
+        PadId = Named("pad_token") ?? FirstOf(Ids(gen, "pad_token_id"), Ids(model, "pad_token_id")) ?? _modelSpecials.Pad;
         UnkId = Named("unk_token") ?? UnkId;
         if (Kind == DecoderTokenizerKind.ByteLevelBpe && Source.EndsWith("vocab.json", StringComparison.Ordinal))
         {
@@ -380,8 +385,7 @@ public sealed partial class DecoderTokenizer
             && ml.TryGetDouble(out double len) && len is > 0 and <= 100_000_000 ? (int)len : null;
     }
 
-    private (int? Bos, int? Eos) SentencePieceModelIds() =>
-        _encoder is SentencePieceSegmentEncoder sp ? (sp.Model.BeginningOfSentenceId, sp.Model.EndOfSentenceId) : (null, null);
+    private (int? Bos, int? Eos, int? Pad) _modelSpecials;
 
     // ------------------------------------------------------------------ token text → bytes
 

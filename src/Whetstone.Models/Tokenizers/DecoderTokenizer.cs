@@ -9,7 +9,7 @@ public enum DecoderTokenizerKind
     ByteLevelBpe,
     /// <summary>SentencePiece-style BPE exported as tokenizer.json: '▁' for spaces, &lt;0xNN&gt; byte fallback (Llama-2, Mistral, TinyLlama).</summary>
     SentencePieceBpe,
-    /// <summary>A SentencePiece tokenizer.model (Llama-2 style BPE with byte fallback), read by Microsoft.ML.Tokenizers' LlamaTokenizer.</summary>
+    /// <summary>A SentencePiece tokenizer.model (Llama-2 style BPE with byte fallback), encoded as sentencepiece does.</summary>
     SentencePieceModel,
 }
 
