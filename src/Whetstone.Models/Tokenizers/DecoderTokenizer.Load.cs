@@ -280,9 +280,15 @@ public sealed partial class DecoderTokenizer
                 throw new HfCheckpointException(HfFault.UnsupportedTokenizer, mergesPath, $"line {merges.Count + 1} ('{line}') is not two tokens separated by one space.");
             merges.Add(line);
         }
-        var pre = new PreTokenizerStep.ByteLevel(Bool(cfg, "add_prefix_space") ?? false, useRegex: true);
+        // GPT-2's files, or Qwen2's (Qwen2Tokenizer: NFC, then its own split pattern before the byte alphabet)
+        bool qwen2 = Str(cfg, "tokenizer_class") is "Qwen2Tokenizer" or "Qwen2TokenizerFast";
+        PreTokenizerStep pre = qwen2
+            ? new PreTokenizerStep.Sequence([
+                new PreTokenizerStep.Split(new Regex(Qwen2Pattern, RegexOptions.Compiled | RegexOptions.CultureInvariant), PreTokenizerStep.SplitBehavior.Isolated, false),
+                new PreTokenizerStep.ByteLevel(false, useRegex: false)])
+            : new PreTokenizerStep.ByteLevel(Bool(cfg, "add_prefix_space") ?? false, useRegex: true);
         BpeSegmentEncoder encoder;
-        try { encoder = new BpeSegmentEncoder(vocab, merges, null, pre, null, false, false, false, null, null); }
+        try { encoder = new BpeSegmentEncoder(vocab, merges, qwen2 ? new TextNormalizer.Nfc() : null, pre, null, false, false, false, null, null); }
         catch (Exception e) when (e is ArgumentException or InvalidOperationException or FormatException or KeyNotFoundException)
         {
             throw new HfCheckpointException(HfFault.UnsupportedTokenizer, mergesPath, $"Microsoft.ML.Tokenizers could not build the BPE model ({e.Message}).");
@@ -290,11 +296,16 @@ public sealed partial class DecoderTokenizer
         // GPT2Tokenizer's default bos/eos/unk is <|endoftext|>, a special token matched in text
         var added = new List<DecoderAddedToken>();
         foreach (var key in new[] { "bos_token", "eos_token", "unk_token", "pad_token" })
-            if ((Token(cfg, key) ?? (key == "pad_token" ? null : "<|endoftext|>")) is { } name && vocab.TryGetValue(name, out int sid) && added.All(a => a.Id != sid))
+            if ((HasKey(cfg, key) ? Token(cfg, key) : key == "pad_token" ? null : EndOfText) is { } name && vocab.TryGetValue(name, out int sid) && added.All(a => a.Id != sid))
                 added.Add(new DecoderAddedToken(sid, name, Special: true));
         MergeConfigAddedTokens(added, cfg);
         return new DecoderTokenizer(DecoderTokenizerKind.ByteLevelBpe, vocabPath, encoder, vocab, added, ByteLevelBytes, stripLeadingSpace: false);
     }
+
+    private const string EndOfText = "<|endoftext|>";
+
+    /// <summary>Qwen2Tokenizer's PRETOKENIZE_REGEX (its tokenizer.json's Split pattern).</summary>
+    private const string Qwen2Pattern = @"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
     // ------------------------------------------------------------------ tokenizer.model
 
@@ -355,8 +366,9 @@ public sealed partial class DecoderTokenizer
         UnkId = Named("unk_token") ?? UnkId;
         if (Kind == DecoderTokenizerKind.ByteLevelBpe && Source.EndsWith("vocab.json", StringComparison.Ordinal))
         {
-            BosId ??= TokenToId("<|endoftext|>");
-            EosId ??= TokenToId("<|endoftext|>");
+            // GPT2Tokenizer's defaults, where the config does not name (or null) them
+            if (!HasKey(cfg, "bos_token") && !HasKey(map, "bos_token")) BosId ??= TokenToId(EndOfText);
+            if (!HasKey(cfg, "eos_token") && !HasKey(map, "eos_token")) EosId ??= TokenToId(EndOfText);
         }
         var eos = new List<int>(genEos);
         if (EosId is int e && !eos.Contains(e)) eos.Insert(0, e);
@@ -436,6 +448,8 @@ public sealed partial class DecoderTokenizer
             _ => null,
         };
     }
+
+    private static bool HasKey(JsonElement e, string key) => e.ValueKind == JsonValueKind.Object && e.TryGetProperty(key, out _);
 
     private static string? Str(JsonElement e, string key) =>
         e.ValueKind == JsonValueKind.Object && e.TryGetProperty(key, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;

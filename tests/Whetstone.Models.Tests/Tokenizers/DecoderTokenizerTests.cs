@@ -164,6 +164,25 @@ public class DecoderTokenizerTests
     }
 
     [Fact]
+    public void Qwen2VocabAndMergesMatchReference()
+    {
+        // Qwen2Tokenizer's slow files (vocab.json + merges.txt + tokenizer_config.json), written from the same tokenizer.json
+        var models = Path.Combine(Asset("qwen3_tokenizer"), "package", "models");
+        using var json = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(models, "tokenizer.json")));
+        var model = json.RootElement.GetProperty("model");
+        var dir = Scratch();
+        File.WriteAllText(Path.Combine(dir, "vocab.json"), model.GetProperty("vocab").GetRawText());
+        File.WriteAllLines(Path.Combine(dir, "merges.txt"),
+            ["#version: 0.2", .. model.GetProperty("merges").EnumerateArray().Select(m => m[0].GetString() + " " + m[1].GetString())]);
+        File.Copy(Path.Combine(models, "tokenizer_config.json"), Path.Combine(dir, "tokenizer_config.json"));
+        var tok = DecoderTokenizer.Load(dir);
+        Assert.Equal(DecoderTokenizerKind.ByteLevelBpe, tok.Kind);
+        Assert.Null(tok.BosId);
+        Assert.Equal((151645, 151643), (tok.EosId, tok.PadId));
+        MatchesReference(tok, "qwen3", normalizes: true);
+    }
+
+    [Fact]
     public void MistralSentencePieceBpeTokenizerJsonMatchesReference()
     {
         var tok = DecoderTokenizer.Load(Path.Combine(Asset("mistral_tokenizer"), "package", "models"));
