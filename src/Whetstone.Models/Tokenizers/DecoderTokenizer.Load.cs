@@ -94,7 +94,8 @@ public sealed partial class DecoderTokenizer
         try
         {
             encoder = new BpeSegmentEncoder(vocab, merges, normalizer, preTokenizer, unk, byteFallback, Bool(model, "ignore_merges") ?? false,
-                Bool(model, "fuse_unk") ?? false, Str(model, "continuing_subword_prefix"), Str(model, "end_of_word_suffix"));
+                Bool(model, "fuse_unk") ?? false, Str(model, "continuing_subword_prefix"), Str(model, "end_of_word_suffix"),
+                wordStart: byteLevel ? null : MetaspaceReplacement(pt, decoder));
         }
         catch (Exception e) when (e is ArgumentException or InvalidOperationException or FormatException or KeyNotFoundException)
         {
@@ -109,8 +110,7 @@ public sealed partial class DecoderTokenizer
         MergeConfigAddedTokens(added, cfg);
 
         // decoding: byte-level, or SentencePiece ('▁' → space, <0xNN> → byte, one leading space dropped)
-        char replacement = FindByType(decoder, "Metaspace") is { ValueKind: JsonValueKind.Object } md && Str(md, "replacement") is { Length: 1 } r ? r[0]
-            : FindByType(pt, "Metaspace") is { ValueKind: JsonValueKind.Object } mp && Str(mp, "replacement") is { Length: 1 } r2 ? r2[0] : '▁';
+        char replacement = MetaspaceReplacement(pt, decoder);
         bool strip = false;
         if (FindByType(decoder, "Strip") is { ValueKind: JsonValueKind.Object } st) strip = (Int(st, "start") ?? 0) > 0 && Str(st, "content") is " " or null;
         if (FindByType(decoder, "Metaspace") is { ValueKind: JsonValueKind.Object } mdec)
@@ -124,6 +124,11 @@ public sealed partial class DecoderTokenizer
         tok.UnkId = unk is not null && vocab.TryGetValue(unk, out int unkId) ? unkId : null;
         return tok;
     }
+
+    /// <summary>The SentencePiece word-start mark: Metaspace's replacement, else '▁'.</summary>
+    private static char MetaspaceReplacement(JsonElement preTokenizer, JsonElement decoder) =>
+        FindByType(decoder, "Metaspace") is { ValueKind: JsonValueKind.Object } md && Str(md, "replacement") is { Length: 1 } r ? r[0]
+        : FindByType(preTokenizer, "Metaspace") is { ValueKind: JsonValueKind.Object } mp && Str(mp, "replacement") is { Length: 1 } r2 ? r2[0] : '▁';
 
     private static TextNormalizer? ParseNormalizer(JsonElement e, Func<string, HfCheckpointException> bad)
     {

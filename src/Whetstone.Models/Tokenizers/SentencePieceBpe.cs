@@ -138,6 +138,18 @@ internal sealed class SentencePieceBpeEncoder : SegmentEncoder
         _byteIds = model.ByteFallback && found == 256 ? bytes : null;
         _lookup = _pieces.GetAlternateLookup<ReadOnlySpan<char>>();
         _userDefined = [.. model.Pieces.Where(p => p.Type == SentencePieceModelFile.PieceType.UserDefined).Select(p => p.Piece).OrderByDescending(p => p.Length)];
+        // as in BpeSegmentEncoder: when no piece holds '▁' after another character, no merge crosses the place before
+        // such a '▁', and the words cut there are encoded one by one (a shorter agenda, the same ids)
+        _cutWords = model.EscapeWhitespaces && !_pieces.Keys.Any(k => k.AsSpan(1).Contains('▁') && HasMarkAfterOther(k));
+    }
+
+    private readonly bool _cutWords;
+
+    private static bool HasMarkAfterOther(string token)
+    {
+        for (int i = 1; i < token.Length; i++)
+            if (token[i] == '▁' && token[i - 1] != '▁') return true;
+        return false;
     }
 
     public override void Encode(string segment, int start, List<int> ids)
@@ -145,7 +157,12 @@ internal sealed class SentencePieceBpeEncoder : SegmentEncoder
         // transformers' LlamaTokenizer, legacy (its default): each segment between added tokens is encoded on its own
         // and so gets the dummy "▁" prefix; otherwise only the segment that starts the text does
         var text = Normalize(segment, _model.AddDummyPrefix && (_legacy || start == 0));
-        if (text.Length > 0) EncodeNormalized(text, ids);
+        if (text.Length == 0) return;
+        if (!_cutWords || text.Length <= 64) { EncodeNormalized(text, ids); return; }
+        int from = 0;
+        for (int i = 1; i < text.Length; i++)
+            if (text[i] == '▁' && text[i - 1] != '▁') { EncodeNormalized(text[from..i], ids); from = i; }
+        EncodeNormalized(text[from..], ids);
     }
 
     private string Normalize(string text, bool dummyPrefix)
