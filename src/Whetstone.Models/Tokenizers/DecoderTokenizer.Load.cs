@@ -115,7 +115,10 @@ public sealed partial class DecoderTokenizer
         if (FindByType(decoder, "Strip") is { ValueKind: JsonValueKind.Object } st) strip = (Int(st, "start") ?? 0) > 0 && Str(st, "content") is " " or null;
         if (FindByType(decoder, "Metaspace") is { ValueKind: JsonValueKind.Object } mdec)
             strip |= Str(mdec, "prepend_scheme") is { } scheme ? scheme != "never" : Bool(mdec, "add_prefix_space") ?? true;
-        Func<string, byte[]> bytes = byteLevel ? ByteLevelBytes : t => SentencePieceBytes(t, replacement, byteFallback);
+        // <0xNN> tokens decode to their byte where the decoder says so (ByteFallback), as the tokenizers library does;
+        // a file without a decoder gets it too
+        bool decodeBytes = decoder.ValueKind != JsonValueKind.Object || HasType(decoder, "ByteFallback");
+        Func<string, byte[]> bytes = byteLevel ? ByteLevelBytes : t => SentencePieceBytes(t, replacement, decodeBytes);
         var tok = new DecoderTokenizer(byteLevel ? DecoderTokenizerKind.ByteLevelBpe : DecoderTokenizerKind.SentencePieceBpe, path, encoder, vocab, added, bytes,
             !byteLevel && strip);
         var (prefix, suffix) = root.TryGetProperty("post_processor", out var pp) ? ParsePostProcessor(pp, tok, Bad) : ([], []);
