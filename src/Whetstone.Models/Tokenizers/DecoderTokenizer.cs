@@ -19,6 +19,8 @@ public enum DecoderTokenizerKind
 /// checkpoint's BOS/EOS, decoding back to text, and an <see cref="IncrementalDecoder"/> for streaming. Files, in the
 /// order transformers prefers them: tokenizer.json, vocab.json + merges.txt, tokenizer.model; options and special
 /// tokens from tokenizer_config.json (and special_tokens_map.json), stop ids from generation_config.json.
+/// <see cref="Encode"/> and <see cref="Decode"/> may be called from several threads at once; an
+/// <see cref="IncrementalDecoder"/> belongs to one stream.
 /// </summary>
 public sealed partial class DecoderTokenizer
 {
@@ -118,11 +120,14 @@ public sealed partial class DecoderTokenizer
 
     internal bool StripsLeadingSpace => _stripLeadingSpace;
 
-    /// <summary>The bytes <paramref name="id"/> stands for; empty when it is special and skipped.</summary>
+    /// <summary>
+    /// The bytes <paramref name="id"/> stands for; empty when it is special and skipped, and for an id that is no token
+    /// (a model's embedding rows past the vocabulary, e.g. Qwen2's 151,936 for 151,669 tokens), which the tokenizers
+    /// library skips too.
+    /// </summary>
     internal ReadOnlySpan<byte> BytesOf(int id, bool skipSpecial)
     {
-        if ((uint)id >= (uint)_bytes.Length || _bytes[id] is not { } bytes)
-            throw new ArgumentOutOfRangeException(nameof(id), id, $"not a token id of this tokenizer (vocabulary size {VocabSize}).");
+        if ((uint)id >= (uint)_bytes.Length || _bytes[id] is not { } bytes) return default;
         return skipSpecial && _special[id] ? default : bytes;
     }
 
