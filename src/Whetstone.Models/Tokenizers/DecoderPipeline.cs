@@ -226,7 +226,8 @@ internal sealed class BpeSegmentEncoder : SegmentEncoder
         // word costs quadratic time in Microsoft.ML.Tokenizers. When no vocabulary entry holds the word-start mark after
         // another character, no merge can cross the place before a mark that follows a character, so BPE over the
         // pieces cut there gives the same ids (merges in separate pieces do not interact).
-        if (wordStart is char w && !vocab.Keys.Any(k => HasMarkAfterOther(k, w))) _wordStart = w;
+        // (The mark must be a token itself, or an unknown mark could fuse with an unknown character before it.)
+        if (wordStart is char w && vocab.ContainsKey(w.ToString()) && !vocab.Keys.Any(k => HasMarkAfterOther(k, w))) _wordStart = w;
         _bpe = BpeTokenizer.Create(new BpeOptions(vocab)
         {
             Merges = merges,

@@ -140,7 +140,7 @@ internal sealed class SentencePieceBpeEncoder : SegmentEncoder
         _userDefined = [.. model.Pieces.Where(p => p.Type == SentencePieceModelFile.PieceType.UserDefined).Select(p => p.Piece).OrderByDescending(p => p.Length)];
         // as in BpeSegmentEncoder: when no piece holds '▁' after another character, no merge crosses the place before
         // such a '▁', and the words cut there are encoded one by one (a shorter agenda, the same ids)
-        _cutWords = model.EscapeWhitespaces && !_pieces.Keys.Any(k => k.AsSpan(1).Contains('▁') && HasMarkAfterOther(k));
+        _cutWords = model.EscapeWhitespaces && _pieces.ContainsKey("▁") && !_pieces.Keys.Any(HasMarkAfterOther);
     }
 
     private readonly bool _cutWords;
