@@ -104,6 +104,9 @@ public sealed partial class DecoderTokenizer
     /// The text of <paramref name="ids"/>: byte-level tokens back to their bytes, '▁' to spaces and &lt;0xNN&gt; to bytes
     /// (with the first leading space dropped, as SentencePiece adds it), the bytes read as UTF-8 (invalid sequences become
     /// U+FFFD). Added tokens are their text; with <paramref name="skipSpecialTokens"/> special ones are left out.
+    /// On invalid UTF-8 (a stray byte token) the text can differ from the tokenizers library's ByteFallback decoder, which
+    /// turns every byte token of an invalid run into U+FFFD where this gives one U+FFFD per invalid sequence (as its
+    /// byte-level decoder does); valid text is the same.
     /// </summary>
     public string Decode(IEnumerable<int> ids, bool skipSpecialTokens = false)
     {

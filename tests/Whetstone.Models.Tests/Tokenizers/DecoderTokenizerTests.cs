@@ -12,7 +12,8 @@ namespace Whetstone.Models.Tests.Tokenizers;
 /// (tests/fixtures/tokenizers/make_decoder_expected.mjs: @huggingface/tokenizers for tokenizer.json, Google's
 /// sentencepiece compiled to WebAssembly for tokenizer.model, gpt-3-encoder for GPT-2's vocab files) on real
 /// vocabularies (assets gpt2_bpe, llama3_tokenizer, qwen3_tokenizer, mistral_tokenizer, llama2_sentencepiece), plus
-/// small tokenizer.json files written here for byte fallback, Metaspace and added-token rules.
+/// small tokenizer.json files written here for byte fallback, Metaspace and added-token rules. The fixture holds 40 seeded
+/// pseudo-random multi-script texts besides the hand-written ones.
 /// </summary>
 public class DecoderTokenizerTests
 {
