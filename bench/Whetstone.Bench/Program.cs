@@ -9,7 +9,7 @@ internal static class Program
         ["encoder-step"] = ("BERT classifier training step in 5 modes vs PyTorch (../shared/peer) [full|top2|head|lora|infer ...] [--model bert|minilm] [--batch B] [--seq T] [--threads N] [--iters N] [--rounds N] [--no-peer]",
             a => { EncoderStepBench.Run(a[1..]); return 0; }),
         ["load-bert"] = ("HfModel.Load of a random bert-base-shaped safetensors checkpoint (110M params, /tmp) [--reps N] [--dir PATH]", HfLoadBench.Run),
-        ["tokenize"] = ("Tokenization throughput: WordPiece (bert_vocab) and byte-level BPE (gpt2_bpe) over the sentiment sentences [--threads 1,2] [--repeat N]", TokenizeBench.Run),
+        ["tokenize"] = ("Tokenization throughput: WordPiece (bert_vocab), byte-level BPE (gpt2_bpe) and decoder tokenizers (llama3/qwen3/mistral_tokenizer) over the sentiment sentences [--threads 1,2] [--repeat N]", TokenizeBench.Run),
         ["checkpoint"] = ("Resume checkpoints: bert-base + AdamW write/verify-read vs its own load, and the quickstart top-blocks run's per-epoch share [bert-base|epoch|all] [--reps N] [--epochs N]", CheckpointBench.Run),
         ["resnet18"] = ("ResNet-18 (ML.NET ONNX) frozen-backbone feature pass vs ONNX Runtime, images/s [--batch 32] [--threads 2] [--reps N] [--size 224] [--no-ref]", ResNet18Bench.Run),
         ["encoder-ops"] = ("MiniLM layer ops alone (GELU, attention, residual LayerNorm, FFN linears), forward and forward+backward [--reps N] [--threads N]", EncoderOpsBench.Run),

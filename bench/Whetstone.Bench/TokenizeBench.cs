@@ -6,8 +6,9 @@ using Whetstone.Training;
 namespace Whetstone.Bench;
 
 /// <summary>
-/// `tokenize`: tokenization throughput of WordPiece (bert-base-uncased vocabulary, asset bert_vocab) and byte-level BPE
-/// (GPT-2, asset gpt2_bpe) over the sentiment asset's 3,000 sentences (10× by default, <c>--repeat N</c>), with 1 and 2 threads (texts split evenly, one
+/// `tokenize`: tokenization throughput of WordPiece (bert-base-uncased vocabulary, asset bert_vocab), byte-level BPE
+/// (GPT-2, asset gpt2_bpe) and the decoder tokenizers of Llama-3, Qwen2 and Mistral (assets llama3_tokenizer,
+/// qwen3_tokenizer, mistral_tokenizer, when cached) over the sentiment asset's 3,000 sentences (10× by default, <c>--repeat N</c>), with 1 and 2 threads (texts split evenly, one
 /// tokenizer instance per thread, each warmed up first). Prints tokens per second per case: the median of 5 passes.
 /// </summary>
 internal static class TokenizeBench
@@ -20,15 +21,22 @@ internal static class TokenizeBench
         var texts = Enumerable.Repeat(corpus, repeat).SelectMany(t => t).ToArray();   // long enough passes (~0.1–0.5 s) to time
         var vocabTxt = BertVocabTxt();
         var bpe = Path.Combine(Assets.CacheDir, "gpt2_bpe", "package");
-        var cases = new (string Name, Func<HfTokenizer> Make)[]
+        // each case makes one tokenizer per thread and returns its "text → token count"
+        static Func<Func<string, int>> Hf(Func<HfTokenizer> make) => () => { var t = make(); return s => t.EncodeToIds(s).Count; };
+        static Func<Func<string, int>> Decoder(string folder) => () => { var t = DecoderTokenizer.Load(folder); return s => t.Encode(s, addSpecialTokens: false).Length; };
+        string Models(string asset) => Path.Combine(Assets.CacheDir, asset, "package", "models");
+        var cases = new List<(string Name, Func<Func<string, int>> Make)>
         {
-            ("wordpiece", () => HfTokenizer.FromWordPieceVocab(vocabTxt)),
-            ("bpe", () => HfTokenizer.FromByteLevelBpe(Path.Combine(bpe, "encoder.json"), Path.Combine(bpe, "vocab.bpe"))),
+            ("wordpiece", Hf(() => HfTokenizer.FromWordPieceVocab(vocabTxt))),
+            ("bpe", Hf(() => HfTokenizer.FromByteLevelBpe(Path.Combine(bpe, "encoder.json"), Path.Combine(bpe, "vocab.bpe")))),
         };
+        // decoder tokenizers (DecoderTokenizer) where their assets are cached
+        foreach (var (name, asset) in new[] { ("decoder-llama3", "llama3_tokenizer"), ("decoder-qwen2", "qwen3_tokenizer"), ("decoder-mistral", "mistral_tokenizer") })
+            if (Directory.Exists(Models(asset))) cases.Add((name, Decoder(Models(asset))));
         foreach (var (name, make) in cases)
             foreach (int n in threads)
             {
-                var toks = Enumerable.Range(0, n).Select(_ => make()).ToArray();
+                var toks = Enumerable.Range(0, n).Select(_ => make()).ToArray();   // text → token count, one per thread
                 var slices = Enumerable.Range(0, n).Select(i => texts[(i * texts.Length / n)..((i + 1) * texts.Length / n)]).ToArray();
                 long Pass()
                 {
@@ -36,7 +44,7 @@ internal static class TokenizeBench
                     var workers = Enumerable.Range(0, n).Select(i => new Thread(() =>
                     {
                         long c = 0;
-                        foreach (var t in slices[i]) c += toks[i].EncodeToIds(t).Count;
+                        foreach (var t in slices[i]) c += toks[i](t);
                         counts[i] = c;
                     })).ToArray();
                     foreach (var w in workers) w.Start();

@@ -58,8 +58,9 @@ internal sealed class AddedTokenSplitter
 
     private DecoderAddedToken? Longest(string text, int at, bool matchSpecial)
     {
+        var lookup = _byContent.GetAlternateLookup<ReadOnlySpan<char>>();
         for (int len = Math.Min(_maxLength, text.Length - at); len > 0; len--)
-            if (_byContent.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(text.AsSpan(at, len), out var t) && (matchSpecial || !t.Special))
+            if (lookup.TryGetValue(text.AsSpan(at, len), out var t) && (matchSpecial || !t.Special))
                 return t;
         return null;
     }

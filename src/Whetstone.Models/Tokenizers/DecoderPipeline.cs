@@ -202,9 +202,11 @@ internal sealed class BpeSegmentEncoder : SegmentEncoder
     private readonly int _unkId = -1;
     private readonly bool _fuseUnk;
     private readonly int[]? _byteIds;   // <0xNN> → id, when every byte token exists
+    private readonly char _wordStart;     // '▁' where no vocabulary entry has one after another character, else '\0'
 
     public BpeSegmentEncoder(Dictionary<string, int> vocab, IReadOnlyList<string> merges, TextNormalizer? normalizer, PreTokenizerStep? preTokenizer,
-        string? unkToken, bool byteFallback, bool ignoreMerges, bool fuseUnk, string? continuingSubwordPrefix, string? endOfWordSuffix)
+        string? unkToken, bool byteFallback, bool ignoreMerges, bool fuseUnk, string? continuingSubwordPrefix, string? endOfWordSuffix,
+        char? wordStart = null)
     {
         _vocab = vocab;
         _normalizer = normalizer;
@@ -220,6 +222,12 @@ internal sealed class BpeSegmentEncoder : SegmentEncoder
             for (int b = 0; b < 256 && all; b++) all = vocab.TryGetValue($"<0x{b:X2}>", out ids[b]);
             _byteIds = all ? ids : null;
         }
+        // SentencePiece-style models without a pre-tokenizer hand BPE the whole text as one word, and BPE over one long
+        // word costs quadratic time in Microsoft.ML.Tokenizers. When no vocabulary entry holds the word-start mark after
+        // another character, no merge can cross the place before a mark that follows a character, so BPE over the
+        // pieces cut there gives the same ids (merges in separate pieces do not interact).
+        // (The mark must be a token itself, or an unknown mark could fuse with an unknown character before it.)
+        if (wordStart is char w && vocab.ContainsKey(w.ToString()) && !vocab.Keys.Any(k => HasMarkAfterOther(k, w))) _wordStart = w;
         _bpe = BpeTokenizer.Create(new BpeOptions(vocab)
         {
             Merges = merges,
@@ -240,9 +248,29 @@ internal sealed class BpeSegmentEncoder : SegmentEncoder
         foreach (var p in pieces) EncodePiece(p.Text, ids);
     }
 
+    private static bool HasMarkAfterOther(string token, char mark)
+    {
+        for (int i = 1; i < token.Length; i++)
+            if (token[i] == mark && token[i - 1] != mark) return true;
+        return false;
+    }
+
     private void EncodePiece(string piece, List<int> ids)
     {
         if (piece.Length == 0) return;
+        if (_wordStart != '\0' && piece.Length > 64)
+        {
+            int from = 0;
+            for (int i = 1; i < piece.Length; i++)
+                if (piece[i] == _wordStart && piece[i - 1] != _wordStart) { EncodeWord(piece[from..i], ids); from = i; }
+            EncodeWord(piece[from..], ids);
+            return;
+        }
+        EncodeWord(piece, ids);
+    }
+
+    private void EncodeWord(string piece, List<int> ids)
+    {
         if (_ignoreMerges && _vocab.TryGetValue(piece, out int whole)) { ids.Add(whole); return; }
         if (_unkToken is null) { ids.AddRange(_bpe.EncodeToIds(piece)); return; }
         // characters outside the vocabulary come back as <unk> covering them: bytes (byte_fallback) or one <unk> each
@@ -263,25 +291,5 @@ internal sealed class BpeSegmentEncoder : SegmentEncoder
             if (!(_fuseUnk && lastWasUnk)) ids.Add(_unkId);
             lastWasUnk = true;
         }
-    }
-}
-
-/// <summary>A SentencePiece tokenizer.model (BPE, Llama-2 style) over Microsoft.ML.Tokenizers' <see cref="LlamaTokenizer"/>.</summary>
-internal sealed class SentencePieceSegmentEncoder(SentencePieceTokenizer model, bool legacy) : SegmentEncoder
-{
-    public SentencePieceTokenizer Model { get; } = model;
-
-    public override void Encode(string segment, int start, List<int> ids)
-    {
-        if (segment.Length == 0) return;
-        // legacy (transformers' default for Llama): every segment between added tokens gets SentencePiece's dummy "▁"
-        // prefix, as separate sp_model.encode calls do; otherwise only the input's first segment does.
-        if (legacy || start == 0 || !Model.AddDummyPrefix)
-        {
-            ids.AddRange(Model.EncodeToIds(segment, addBeginningOfSentence: false, addEndOfSentence: false));
-            return;
-        }
-        var text = Model.EscapeWhiteSpaces ? segment.Replace(' ', '▁') : segment;
-        ids.AddRange(Model.EncodeToIds(text, addBeginningOfSentence: false, addEndOfSentence: false, considerPreTokenization: false, considerNormalization: false));
     }
 }

@@ -1,7 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
-using Microsoft.ML.Tokenizers;
+using Google.Protobuf;
 using Whetstone.Models.Importers.Hf;
 
 namespace Whetstone.Models.Tokenizers;
@@ -94,7 +94,8 @@ public sealed partial class DecoderTokenizer
         try
         {
             encoder = new BpeSegmentEncoder(vocab, merges, normalizer, preTokenizer, unk, byteFallback, Bool(model, "ignore_merges") ?? false,
-                Bool(model, "fuse_unk") ?? false, Str(model, "continuing_subword_prefix"), Str(model, "end_of_word_suffix"));
+                Bool(model, "fuse_unk") ?? false, Str(model, "continuing_subword_prefix"), Str(model, "end_of_word_suffix"),
+                wordStart: byteLevel ? null : MetaspaceReplacement(pt, decoder));
         }
         catch (Exception e) when (e is ArgumentException or InvalidOperationException or FormatException or KeyNotFoundException)
         {
@@ -109,13 +110,15 @@ public sealed partial class DecoderTokenizer
         MergeConfigAddedTokens(added, cfg);
 
         // decoding: byte-level, or SentencePiece ('▁' → space, <0xNN> → byte, one leading space dropped)
-        char replacement = FindByType(decoder, "Metaspace") is { ValueKind: JsonValueKind.Object } md && Str(md, "replacement") is { Length: 1 } r ? r[0]
-            : FindByType(pt, "Metaspace") is { ValueKind: JsonValueKind.Object } mp && Str(mp, "replacement") is { Length: 1 } r2 ? r2[0] : '▁';
+        char replacement = MetaspaceReplacement(pt, decoder);
         bool strip = false;
         if (FindByType(decoder, "Strip") is { ValueKind: JsonValueKind.Object } st) strip = (Int(st, "start") ?? 0) > 0 && Str(st, "content") is " " or null;
         if (FindByType(decoder, "Metaspace") is { ValueKind: JsonValueKind.Object } mdec)
             strip |= Str(mdec, "prepend_scheme") is { } scheme ? scheme != "never" : Bool(mdec, "add_prefix_space") ?? true;
-        Func<string, byte[]> bytes = byteLevel ? ByteLevelBytes : t => SentencePieceBytes(t, replacement, byteFallback);
+        // <0xNN> tokens decode to their byte where the decoder says so (ByteFallback), as the tokenizers library does;
+        // a file without a decoder gets it too
+        bool decodeBytes = decoder.ValueKind != JsonValueKind.Object || HasType(decoder, "ByteFallback");
+        Func<string, byte[]> bytes = byteLevel ? ByteLevelBytes : t => SentencePieceBytes(t, replacement, decodeBytes);
         var tok = new DecoderTokenizer(byteLevel ? DecoderTokenizerKind.ByteLevelBpe : DecoderTokenizerKind.SentencePieceBpe, path, encoder, vocab, added, bytes,
             !byteLevel && strip);
         var (prefix, suffix) = root.TryGetProperty("post_processor", out var pp) ? ParsePostProcessor(pp, tok, Bad) : ([], []);
@@ -124,6 +127,11 @@ public sealed partial class DecoderTokenizer
         tok.UnkId = unk is not null && vocab.TryGetValue(unk, out int unkId) ? unkId : null;
         return tok;
     }
+
+    /// <summary>The SentencePiece word-start mark: Metaspace's replacement, else '▁'.</summary>
+    private static char MetaspaceReplacement(JsonElement preTokenizer, JsonElement decoder) =>
+        FindByType(decoder, "Metaspace") is { ValueKind: JsonValueKind.Object } md && Str(md, "replacement") is { Length: 1 } r ? r[0]
+        : FindByType(preTokenizer, "Metaspace") is { ValueKind: JsonValueKind.Object } mp && Str(mp, "replacement") is { Length: 1 } r2 ? r2[0] : '▁';
 
     private static TextNormalizer? ParseNormalizer(JsonElement e, Func<string, HfCheckpointException> bad)
     {
@@ -280,9 +288,15 @@ public sealed partial class DecoderTokenizer
                 throw new HfCheckpointException(HfFault.UnsupportedTokenizer, mergesPath, $"line {merges.Count + 1} ('{line}') is not two tokens separated by one space.");
             merges.Add(line);
         }
-        var pre = new PreTokenizerStep.ByteLevel(Bool(cfg, "add_prefix_space") ?? false, useRegex: true);
+        // GPT-2's files, or Qwen2's (Qwen2Tokenizer: NFC, then its own split pattern before the byte alphabet)
+        bool qwen2 = Str(cfg, "tokenizer_class") is "Qwen2Tokenizer" or "Qwen2TokenizerFast";
+        PreTokenizerStep pre = qwen2
+            ? new PreTokenizerStep.Sequence([
+                new PreTokenizerStep.Split(new Regex(Qwen2Pattern, RegexOptions.Compiled | RegexOptions.CultureInvariant), PreTokenizerStep.SplitBehavior.Isolated, false),
+                new PreTokenizerStep.ByteLevel(false, useRegex: false)])
+            : new PreTokenizerStep.ByteLevel(Bool(cfg, "add_prefix_space") ?? false, useRegex: true);
         BpeSegmentEncoder encoder;
-        try { encoder = new BpeSegmentEncoder(vocab, merges, null, pre, null, false, false, false, null, null); }
+        try { encoder = new BpeSegmentEncoder(vocab, merges, qwen2 ? new TextNormalizer.Nfc() : null, pre, null, false, false, false, null, null); }
         catch (Exception e) when (e is ArgumentException or InvalidOperationException or FormatException or KeyNotFoundException)
         {
             throw new HfCheckpointException(HfFault.UnsupportedTokenizer, mergesPath, $"Microsoft.ML.Tokenizers could not build the BPE model ({e.Message}).");
@@ -290,36 +304,46 @@ public sealed partial class DecoderTokenizer
         // GPT2Tokenizer's default bos/eos/unk is <|endoftext|>, a special token matched in text
         var added = new List<DecoderAddedToken>();
         foreach (var key in new[] { "bos_token", "eos_token", "unk_token", "pad_token" })
-            if ((Token(cfg, key) ?? (key == "pad_token" ? null : "<|endoftext|>")) is { } name && vocab.TryGetValue(name, out int sid) && added.All(a => a.Id != sid))
+            if ((HasKey(cfg, key) ? Token(cfg, key) : key == "pad_token" ? null : EndOfText) is { } name && vocab.TryGetValue(name, out int sid) && added.All(a => a.Id != sid))
                 added.Add(new DecoderAddedToken(sid, name, Special: true));
         MergeConfigAddedTokens(added, cfg);
         return new DecoderTokenizer(DecoderTokenizerKind.ByteLevelBpe, vocabPath, encoder, vocab, added, ByteLevelBytes, stripLeadingSpace: false);
     }
 
+    private const string EndOfText = "<|endoftext|>";
+
+    /// <summary>Qwen2Tokenizer's PRETOKENIZE_REGEX (its tokenizer.json's Split pattern).</summary>
+    private const string Qwen2Pattern = @"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
     // ------------------------------------------------------------------ tokenizer.model
 
     private static DecoderTokenizer FromSentencePieceModel(string path, JsonElement cfg)
     {
-        SentencePieceTokenizer model;
-        try
-        {
-            using var stream = File.OpenRead(path);
-            model = LlamaTokenizer.Create(stream, addBeginOfSentence: false, addEndOfSentence: false);
-        }
-        catch (Exception e) when (e is not OutOfMemoryException)   // the protobuf reader's exceptions are its own
-        {
-            throw new HfCheckpointException(HfFault.UnsupportedTokenizer, path,
-                $"Microsoft.ML.Tokenizers could not read it as a SentencePiece BPE model ({e.Message}); Unigram SentencePiece models (T5, ALBERT) are not supported.");
-        }
-        var vocab = new Dictionary<string, int>(model.Vocabulary, StringComparer.Ordinal);
+        HfCheckpointException Bad(string why) => new(HfFault.UnsupportedTokenizer, path, why);
+        SentencePieceModelFile model;
+        try { model = SentencePieceModelFile.Read(File.ReadAllBytes(path)); }
+        catch (InvalidProtocolBufferException e) { throw Bad($"not a SentencePiece model (protobuf: {e.Message})."); }
+        if (model.Pieces.Count == 0) throw Bad("not a SentencePiece model: it holds no pieces.");
+        if (model.ModelType != 2)
+            throw Bad($"a SentencePiece {model.ModelType switch { 1 => "Unigram", 3 => "word", 4 => "char", _ => $"type-{model.ModelType}" }} model; DecoderTokenizer supports SentencePiece BPE (Llama-2 style).");
+        if (model.HasCharsMap)
+            throw Bad($"normalization rules ('{model.NormalizerName}', a precompiled charsmap) are not supported; Llama-style models use 'identity'.");
+        if (model.TreatWhitespaceAsSuffix) throw Bad("treat_whitespace_as_suffix models are not supported.");
+        var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
+        for (int id = 0; id < model.Pieces.Count; id++) vocab.TryAdd(model.Pieces[id].Piece, id);
+        // <unk>, <s>, </s> and the other control pieces are special tokens; user-defined pieces are matched in text
         var added = new List<DecoderAddedToken>();
-        foreach (var (token, id) in new[] { (model.UnknownToken, model.UnknownId), (model.BeginningOfSentenceToken, model.BeginningOfSentenceId), (model.EndOfSentenceToken, model.EndOfSentenceId) })
-            if (token is not null && id >= 0) added.Add(new DecoderAddedToken(id, token, Special: true));
+        for (int id = 0; id < model.Pieces.Count; id++)
+            if (model.Pieces[id].Type is SentencePieceModelFile.PieceType.Control or SentencePieceModelFile.PieceType.Unknown)
+                added.Add(new DecoderAddedToken(id, model.Pieces[id].Piece, Special: true));
         MergeConfigAddedTokens(added, cfg);
-        var encoder = new SentencePieceSegmentEncoder(model, Bool(cfg, "legacy") ?? true);
+        var encoder = new SentencePieceBpeEncoder(model, Bool(cfg, "legacy") ?? true);
+        var byteIds = Enumerable.Range(0, model.Pieces.Count).Where(i => model.Pieces[i].Type == SentencePieceModelFile.PieceType.Byte).ToHashSet();
         var tok = new DecoderTokenizer(DecoderTokenizerKind.SentencePieceModel, path, encoder, vocab, added,
-            t => SentencePieceBytes(t, '▁', model.ByteFallback), stripLeadingSpace: model.AddDummyPrefix);
-        tok.UnkId = model.UnknownId;
+            t => SentencePieceBytes(t, '▁', byteFallback: vocab.TryGetValue(t, out int i) && byteIds.Contains(i)), stripLeadingSpace: model.AddDummyPrefix);
+        int? Valid(int id) => id >= 0 && id < model.Pieces.Count ? id : null;
+        tok.UnkId = Valid(model.UnkId);
+        tok._modelSpecials = (Valid(model.BosId), Valid(model.EosId), Valid(model.PadId));
         return tok;
     }
 
@@ -344,14 +368,15 @@ public sealed partial class DecoderTokenizer
             : [];
         int? FirstOf(List<int> a, List<int> b) => a.Count > 0 ? a[0] : b.Count > 0 ? b[0] : null;
         var genEos = Ids(gen, "eos_token_id");
-        BosId = Named("bos_token") ?? FirstOf(Ids(gen, "bos_token_id"), Ids(model, "bos_token_id")) ?? (Kind == DecoderTokenizerKind.SentencePieceModel ? SentencePieceModelIds().Bos : null);
-        EosId = Named("eos_token") ?? FirstOf(genEos, Ids(model, "eos_token_id")) ?? (Kind == DecoderTokenizerKind.SentencePieceModel ? SentencePieceModelIds().Eos : null);
-        PadId = Named("pad_token") ?? FirstOf(Ids(gen, "pad_token_id"), Ids(model, "pad_token_id"));
+        BosId = Named("bos_token") ?? FirstOf(Ids(gen, "bos_token_id"), Ids(model, "bos_token_id")) ?? _modelSpecials.Bos;
+        EosId = Named("eos_token") ?? FirstOf(genEos, Ids(model, "eos_token_id")) ?? _modelSpecials.Eos;
+        PadId = Named("pad_token") ?? FirstOf(Ids(gen, "pad_token_id"), Ids(model, "pad_token_id")) ?? _modelSpecials.Pad;
         UnkId = Named("unk_token") ?? UnkId;
         if (Kind == DecoderTokenizerKind.ByteLevelBpe && Source.EndsWith("vocab.json", StringComparison.Ordinal))
         {
-            BosId ??= TokenToId("<|endoftext|>");
-            EosId ??= TokenToId("<|endoftext|>");
+            // GPT2Tokenizer's defaults, where the config does not name (or null) them
+            if (!HasKey(cfg, "bos_token") && !HasKey(map, "bos_token")) BosId ??= TokenToId(EndOfText);
+            if (!HasKey(cfg, "eos_token") && !HasKey(map, "eos_token")) EosId ??= TokenToId(EndOfText);
         }
         var eos = new List<int>(genEos);
         if (EosId is int e && !eos.Contains(e)) eos.Insert(0, e);
@@ -380,8 +405,7 @@ public sealed partial class DecoderTokenizer
             && ml.TryGetDouble(out double len) && len is > 0 and <= 100_000_000 ? (int)len : null;
     }
 
-    private (int? Bos, int? Eos) SentencePieceModelIds() =>
-        _encoder is SentencePieceSegmentEncoder sp ? (sp.Model.BeginningOfSentenceId, sp.Model.EndOfSentenceId) : (null, null);
+    private (int? Bos, int? Eos, int? Pad) _modelSpecials;
 
     // ------------------------------------------------------------------ token text → bytes
 
@@ -432,6 +456,8 @@ public sealed partial class DecoderTokenizer
             _ => null,
         };
     }
+
+    private static bool HasKey(JsonElement e, string key) => e.ValueKind == JsonValueKind.Object && e.TryGetProperty(key, out _);
 
     private static string? Str(JsonElement e, string key) =>
         e.ValueKind == JsonValueKind.Object && e.TryGetProperty(key, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;

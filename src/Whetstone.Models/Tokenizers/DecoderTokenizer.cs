@@ -9,7 +9,7 @@ public enum DecoderTokenizerKind
     ByteLevelBpe,
     /// <summary>SentencePiece-style BPE exported as tokenizer.json: '▁' for spaces, &lt;0xNN&gt; byte fallback (Llama-2, Mistral, TinyLlama).</summary>
     SentencePieceBpe,
-    /// <summary>A SentencePiece tokenizer.model (Llama-2 style BPE with byte fallback), read by Microsoft.ML.Tokenizers' LlamaTokenizer.</summary>
+    /// <summary>A SentencePiece tokenizer.model (Llama-2 style BPE with byte fallback), encoded as sentencepiece does.</summary>
     SentencePieceModel,
 }
 
@@ -19,6 +19,8 @@ public enum DecoderTokenizerKind
 /// checkpoint's BOS/EOS, decoding back to text, and an <see cref="IncrementalDecoder"/> for streaming. Files, in the
 /// order transformers prefers them: tokenizer.json, vocab.json + merges.txt, tokenizer.model; options and special
 /// tokens from tokenizer_config.json (and special_tokens_map.json), stop ids from generation_config.json.
+/// <see cref="Encode"/> and <see cref="Decode"/> may be called from several threads at once; an
+/// <see cref="IncrementalDecoder"/> belongs to one stream.
 /// </summary>
 public sealed partial class DecoderTokenizer
 {
@@ -102,6 +104,9 @@ public sealed partial class DecoderTokenizer
     /// The text of <paramref name="ids"/>: byte-level tokens back to their bytes, '▁' to spaces and &lt;0xNN&gt; to bytes
     /// (with the first leading space dropped, as SentencePiece adds it), the bytes read as UTF-8 (invalid sequences become
     /// U+FFFD). Added tokens are their text; with <paramref name="skipSpecialTokens"/> special ones are left out.
+    /// On invalid UTF-8 (a stray byte token) the text can differ from the tokenizers library's ByteFallback decoder, which
+    /// turns every byte token of an invalid run into U+FFFD where this gives one U+FFFD per invalid sequence (as its
+    /// byte-level decoder does); valid text is the same.
     /// </summary>
     public string Decode(IEnumerable<int> ids, bool skipSpecialTokens = false)
     {
@@ -118,11 +123,14 @@ public sealed partial class DecoderTokenizer
 
     internal bool StripsLeadingSpace => _stripLeadingSpace;
 
-    /// <summary>The bytes <paramref name="id"/> stands for; empty when it is special and skipped.</summary>
+    /// <summary>
+    /// The bytes <paramref name="id"/> stands for; empty when it is special and skipped, and for an id that is no token
+    /// (a model's embedding rows past the vocabulary, e.g. Qwen2's 151,936 for 151,669 tokens), which the tokenizers
+    /// library skips too.
+    /// </summary>
     internal ReadOnlySpan<byte> BytesOf(int id, bool skipSpecial)
     {
-        if ((uint)id >= (uint)_bytes.Length || _bytes[id] is not { } bytes)
-            throw new ArgumentOutOfRangeException(nameof(id), id, $"not a token id of this tokenizer (vocabulary size {VocabSize}).");
+        if ((uint)id >= (uint)_bytes.Length || _bytes[id] is not { } bytes) return default;
         return skipSpecial && _special[id] ? default : bytes;
     }
 
