@@ -47,9 +47,9 @@ internal static class GenerateCommands
     }
 
     /// <summary>A decoder to generate with: a bundle's, or a raw folder's (tokenizer, template and stop ids from its files).</summary>
-    private sealed record Generator(CausalLm Model, DecoderTokenizer Tokenizer, ChatTemplate? Template, IReadOnlyList<int> StopIds, string Path);
+    internal sealed record Generator(CausalLm Model, DecoderTokenizer Tokenizer, ChatTemplate? Template, IReadOnlyList<int> StopIds, string Path);
 
-    private static Generator Open(string path, TextWriter log)
+    internal static Generator Open(string path, TextWriter log)
     {
         if (Bundle.InfoPath(path) is not null)
         {

@@ -23,6 +23,7 @@ internal static class Program
         root.Subcommands.Add(ExportCommand.Create(threads));
         root.Subcommands.Add(GenerateCommands.Generate(threads));
         root.Subcommands.Add(GenerateCommands.Chat(threads));
+        root.Subcommands.Add(ServeCommand.Create(threads));
 
         var info = new Command("info", "Show the engine's configuration: instruction sets, threads");
         info.SetAction(_ =>
