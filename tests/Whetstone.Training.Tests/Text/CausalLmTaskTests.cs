@@ -113,4 +113,31 @@ public sealed class CausalLmTaskTests : IDisposable
         var loraFreeze = Assert.Throws<ConfigException>(() => CausalLmTask.Prepare(Config("lora:\n  rank: 4\nfreeze:\n  layers: 1"), new StringWriter()));
         Assert.Contains("remove the freeze: settings", loraFreeze.Message);
     }
+
+    private sealed class SimulatedCrash : Exception;
+
+    [Fact]
+    public void AChatRunCrashedAndResumedLogsTheSameLossesBitForBit()
+    {
+        BaseModel();
+        TrainConfig Cfg(string name) => Config("lora:\n  rank: 4\n  alpha: 8\n  dropout: 0.2") with
+        {
+            Name = name, Train = Config("").Train with { Epochs = 2, GradAccum = 2, CheckpointEvery = 2, LogEvery = 1 },
+        };
+        string[] Metrics(string runDir) => File.ReadAllLines(Path.Combine(runDir, "metrics.jsonl")).Select(l =>
+        {
+            var o = JsonNode.Parse(l)!.AsObject();
+            o.Remove("seconds");
+            return o.ToJsonString();
+        }).ToArray();
+        var reference = new Whetstone.Training.Trainer(CausalLmTask.Prepare(Cfg("ref"), TextWriter.Null), Cfg("ref"), TextWriter.Null).Run();
+
+        string? runDir = null;
+        int micro = 0;
+        var crashing = new TrainerHooks { RunFolder = d => runDir = d, AfterMicroBatch = (_, _) => { if (micro++ == 5) throw new SimulatedCrash(); } };
+        Assert.Throws<SimulatedCrash>(() => new Whetstone.Training.Trainer(CausalLmTask.Prepare(Cfg("crashed"), TextWriter.Null), Cfg("crashed"), TextWriter.Null) { Hooks = crashing }.Run());
+        var resumed = new Whetstone.Training.Trainer(CausalLmTask.Prepare(Cfg("crashed"), TextWriter.Null), Cfg("crashed"), TextWriter.Null).Run(resume: runDir);
+        Assert.Equal(Metrics(reference.RunDir), Metrics(resumed.RunDir));
+        Assert.Equal(File.ReadAllBytes(Path.Combine(reference.RunDir, "model", "model.safetensors")), File.ReadAllBytes(Path.Combine(resumed.RunDir, "model", "model.safetensors")));
+    }
 }
