@@ -245,7 +245,7 @@ internal static class Commands
             Console.WriteLine("  ONNX encoder graphs   BERT-family encoders exported by torch.onnx / optimum (.onnx with an input_ids input, vocab.txt");
             Console.WriteLine("                        beside it): imported by graph structure into Hugging Face BERT, once, into $WHETSTONE_HOME/converted");
             Console.WriteLine("  Word vectors          GloVe in wink's JSON layout (asset glove100), pooling or 1-D CNN encoder");
-            Console.WriteLine("Decoder language models (loading, LoRA, KV-cache generation and export; the causal-lm / chat task is in progress):");
+            Console.WriteLine("Decoder language models (task: causal-lm or chat; whet generate, whet chat, whet serve):");
             Console.WriteLine("  Hugging Face folders  config.json + model.safetensors (sharded or not, f32/f16/bf16); model_type: " + string.Join(", ", Whetstone.Models.Importers.Hf.HfModel.CausalLmModelTypes));
             Console.WriteLine("Pre-trained assets (whet assets fetch NAME):");
             foreach (var (name, what) in new[]
