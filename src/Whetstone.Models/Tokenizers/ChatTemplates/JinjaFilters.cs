@@ -146,7 +146,9 @@ internal sealed partial class JinjaInterpreter
             case "indent":
             {
                 var width = Arg(args, kwargs, 0, "width", 4L);
-                string ind = width is string ws ? ws : new string(' ', (int)Math.Max(0, JinjaValues.ToLong(width)));
+                long w = width is string ? 0 : JinjaValues.ToLong(width);
+                if (w > 10_000) throw Fail($"indent width {w} is too large");
+                string ind = width is string ws ? ws : new string(' ', (int)Math.Max(0, w));
                 bool first = JinjaValues.Truthy(Arg(args, kwargs, 1, "first", false));
                 bool blank = JinjaValues.Truthy(Arg(args, kwargs, 2, "blank", false));
                 var lines = SplitLines(JinjaValues.Str(value) + "\n");
@@ -313,7 +315,7 @@ internal sealed partial class JinjaInterpreter
             case "float": return v is double;
             case "mapping": return v is Dictionary<string, object?>;
             case "iterable": return v is string or List<object?> or JinjaTuple or Dictionary<string, object?> or JinjaUndefined;
-            case "sequence": return v is string or List<object?> or JinjaTuple or Dictionary<string, object?>;
+            case "sequence": return v is string or List<object?> or JinjaTuple or Dictionary<string, object?> or JinjaUndefined;
             case "callable": return v is JinjaCallable;
             case "lower": return v is string sl && sl == sl.ToLowerInvariant();
             case "upper": return v is string su && su == su.ToUpperInvariant();

@@ -67,10 +67,19 @@ internal sealed partial class JinjaInterpreter
         var root = new Scope(globals);
         foreach (var (k, v) in variables) root.Vars[k] = v;
         var sb = new StringBuilder();
-        var flow = it.ExecBody(template, root, sb);
+        Flow flow;
+        try { flow = it.ExecBody(template, root, sb); }
+        catch (InsufficientExecutionStackException) { throw new ChatTemplateException("the template recursed too deeply to render"); }
+        catch (Exception e) when (e is not ChatTemplateException)
+        {
+            throw new ChatTemplateException($"{InternalError}{e.GetType().Name}: {e.Message}", e);
+        }
         if (flow != Flow.Normal) throw new ChatTemplateException("'break' or 'continue' outside a loop");
         return sb.ToString();
     }
+
+    /// <summary>How a failure of the interpreter itself (a bug, not the template's fault) begins its message.</summary>
+    internal const string InternalError = "internal error of the Jinja interpreter: ";
 
     /// <summary>Parses and renders a template; <paramref name="variables"/> hold .NET values (converted as <see cref="JinjaValues.FromClr"/>).</summary>
     public static string RenderSource(string source, IReadOnlyDictionary<string, object?> variables, Func<DateTime>? clock = null, JinjaLimits? limits = null)
@@ -110,6 +119,7 @@ internal sealed partial class JinjaInterpreter
 
     private Flow Exec(JinjaStmt stmt, Scope scope, StringBuilder sb)
     {
+        System.Runtime.CompilerServices.RuntimeHelpers.EnsureSufficientExecutionStack();
         try
         {
             switch (stmt)
@@ -143,6 +153,8 @@ internal sealed partial class JinjaInterpreter
             }
         }
         catch (JinjaRuntimeError e) { throw Located(e, stmt.Position); }
+        catch (InvalidOperationException e) { throw Located(new JinjaRuntimeError(e.Message), stmt.Position); }
+        catch (OverflowException) { throw Located(new JinjaRuntimeError("integer overflow (values beyond 64 bits are not supported)"), stmt.Position); }
     }
 
     private void ExecFor(ForStmt f, Scope scope, StringBuilder sb)
@@ -227,6 +239,7 @@ internal sealed partial class JinjaInterpreter
 
     private object? Eval(JinjaExpr e, Scope scope)
     {
+        System.Runtime.CompilerServices.RuntimeHelpers.EnsureSufficientExecutionStack();
         try { return EvalCore(e, scope); }
         catch (JinjaRuntimeError err) { throw Located(err, e.Position); }
         catch (InvalidOperationException err) { throw Located(new JinjaRuntimeError(err.Message), e.Position); }

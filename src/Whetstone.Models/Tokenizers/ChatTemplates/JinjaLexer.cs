@@ -41,11 +41,23 @@ internal sealed class JinjaLexer
         return (idx + 1, position - lineStarts[idx] + 1);
     }
 
+    /// <summary>
+    /// Tokenizes after Jinja's source normalization: "\r\n" and "\r" become "\n", and one trailing newline is dropped
+    /// (keep_trailing_newline=False).
+    /// </summary>
     public static (List<JinjaToken> Tokens, int[] LineStarts) Tokenize(string src, bool trimBlocks = true, bool lstripBlocks = true)
     {
+        src = Normalize(src);
         var lx = new JinjaLexer(src, trimBlocks, lstripBlocks);
         lx.Run();
         return (lx._tokens, lx._lineStarts);
+    }
+
+    /// <summary>The source as Jinja's lexer sees it (newlines normalized, one trailing newline removed).</summary>
+    public static string Normalize(string src)
+    {
+        if (src.Contains('\r', StringComparison.Ordinal)) src = src.Replace("\r\n", "\n", StringComparison.Ordinal).Replace('\r', '\n');
+        return src.EndsWith('\n') ? src[..^1] : src;
     }
 
     private ChatTemplateException Error(string reason, int position)

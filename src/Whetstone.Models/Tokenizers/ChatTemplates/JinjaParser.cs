@@ -23,11 +23,23 @@ internal sealed class JinjaParser
 
     public static IReadOnlyList<JinjaStmt> Parse(string source, out int[] lineStarts)
     {
-        var (tokens, starts) = JinjaLexer.Tokenize(source);
-        lineStarts = starts;
-        var p = new JinjaParser(tokens, starts);
-        var (body, _) = p.ParseBody([]);
-        return body;
+        lineStarts = [0];
+        try
+        {
+            var (tokens, starts) = JinjaLexer.Tokenize(source);
+            lineStarts = starts;
+            var p = new JinjaParser(tokens, starts);
+            var (body, _) = p.ParseBody([]);
+            return body;
+        }
+        catch (InsufficientExecutionStackException)
+        {
+            throw new ChatTemplateException("the template is nested too deeply to parse");
+        }
+        catch (Exception e) when (e is not ChatTemplateException)
+        {
+            throw new ChatTemplateException($"{JinjaInterpreter.InternalError}{e.GetType().Name}: {e.Message}", e);
+        }
     }
 
     private JinjaToken Cur => _tokens[_i];
@@ -91,6 +103,8 @@ internal sealed class JinjaParser
 
     private (List<JinjaStmt> Body, string? End) ParseBody(string[] ends, int openedAt = -1, string? opener = null)
     {
+        System.Runtime.CompilerServices.RuntimeHelpers.EnsureSufficientExecutionStack();
+        if (_open.Count >= MaxDepth) throw Error($"tags nested deeper than {MaxDepth} levels", openedAt);
         if (opener is not null) _open.Push((opener, openedAt, ends[0]));
         try { return ParseBodyCore(ends, openedAt, opener); }
         finally { if (opener is not null) _open.Pop(); }
@@ -294,6 +308,7 @@ internal sealed class JinjaParser
     private JinjaExpr ParseExpression()
     {
         if (++_depth > MaxDepth) throw Error($"expression nested deeper than {MaxDepth} levels", Cur.Position);
+        System.Runtime.CompilerServices.RuntimeHelpers.EnsureSufficientExecutionStack();
         try
         {
             var expr = ParseOr();
