@@ -459,7 +459,9 @@ internal sealed partial class JinjaInterpreter
                 return s.Contains(t, StringComparison.Ordinal);
             case List<object?> l: return l.Exists(x => JinjaValues.Equal(x, item));
             case JinjaTuple tu: return tu.Items.Exists(x => JinjaValues.Equal(x, item));
-            case Dictionary<string, object?> d: return item is string k && d.ContainsKey(k);
+            case Dictionary<string, object?> d:
+                if (item is List<object?> or Dictionary<string, object?> or JinjaNamespace) throw Fail($"unhashable type: '{JinjaValues.TypeName(item)}'");
+                return item is string k ? d.ContainsKey(k) : item is long or bool or double or null && d.ContainsKey(JinjaValues.Str(item));
             case JinjaUndefined: return false;
             default: throw Fail($"argument of type '{JinjaValues.TypeName(container)}' is not iterable");
         }
@@ -595,7 +597,8 @@ internal sealed partial class JinjaInterpreter
                         : new JinjaUndefined($"'{JinjaValues.TypeName(obj)} object' has no element {JinjaValues.Str(key)}");
                 }
                 if (key is string name) return GetAttr(obj, name);
-                throw Fail($"{JinjaValues.TypeName(obj)} indices must be integers or slices, not {JinjaValues.TypeName(key)}");
+                // jinja2's getitem turns the TypeError into Undefined
+                return new JinjaUndefined($"'{JinjaValues.TypeName(obj)} object' has no element {JinjaValues.Repr(key)}");
             }
             default:
                 return key is string n2 ? GetAttr(obj, n2) : new JinjaUndefined($"'{JinjaValues.TypeName(obj)} object' has no element {JinjaValues.Str(key)}");
@@ -605,13 +608,15 @@ internal sealed partial class JinjaInterpreter
     private static object? Slice(object? obj, object? start, object? stop, object? step)
     {
         if (obj is JinjaUndefined u) throw Fail(u.Hint);
-        List<object?> items = obj switch
+        List<object?>? items = obj switch
         {
             List<object?> l => l,
             JinjaTuple t => t.Items,
             string s => Iterate(s),
-            _ => throw Fail($"'{JinjaValues.TypeName(obj)}' object is not subscriptable"),
+            _ => null,
         };
+        // jinja2's getitem turns the TypeError of slicing a number or None into Undefined
+        if (items is null) return new JinjaUndefined($"'{JinjaValues.TypeName(obj)} object' has no element slice");
         long n = items.Count;
         long st = step is null ? 1 : IndexArg(step);
         if (st == 0) throw Fail("slice step cannot be zero");
@@ -716,6 +721,8 @@ internal sealed partial class JinjaInterpreter
                 'y' => Pad(t.Year % 100, 2),
                 'H' => Pad(t.Hour, 2),
                 'I' => Pad(t.Hour % 12 == 0 ? 12 : t.Hour % 12, 2),
+                'l' => (t.Hour % 12 == 0 ? 12 : t.Hour % 12).ToString(inv).PadLeft(2),
+                'k' => t.Hour.ToString(inv).PadLeft(2),
                 'M' => Pad(t.Minute, 2),
                 'S' => Pad(t.Second, 2),
                 'f' => (t.Ticks % TimeSpan.TicksPerSecond / 10).ToString("000000", inv),

@@ -154,7 +154,7 @@ internal sealed class JinjaLexer
                     _pos += 2;
                     return AfterEnd(false, false, !variable);
                 }
-                if (_src[_pos] is '-' or '+' && string.CompareOrdinal(_src, _pos + 1, close, 0, 2) == 0)
+                if ((_src[_pos] == '-' || _src[_pos] == '+' && !variable) && string.CompareOrdinal(_src, _pos + 1, close, 0, 2) == 0)
                 {
                     char sign = _src[_pos];
                     _tokens.Add(new(variable ? JinjaTokenKind.VariableEnd : JinjaTokenKind.BlockEnd, "", _pos));
@@ -194,6 +194,13 @@ internal sealed class JinjaLexer
     {
         int p = _pos;
         bool isFloat = false;
+        if (_src[_pos] == '0' && _pos + 1 < _src.Length && (char.IsAsciiDigit(_src[_pos + 1]) || _src[_pos + 1] == '_'))
+        {
+            while (_pos < _src.Length && (_src[_pos] == '0' || _src[_pos] == '_' && _pos + 1 < _src.Length && _src[_pos + 1] == '0')) _pos++;
+            if (_pos < _src.Length && char.IsAsciiDigit(_src[_pos])) throw Error("invalid integer literal: leading zeros are not allowed", p);
+            _tokens.Add(new(JinjaTokenKind.Integer, "0", p));
+            return;
+        }
         void Digits() { while (_pos < _src.Length && (char.IsAsciiDigit(_src[_pos]) || _src[_pos] == '_' && _pos + 1 < _src.Length && char.IsAsciiDigit(_src[_pos + 1]))) _pos++; }
         Digits();
         if (_pos + 1 < _src.Length && _src[_pos] == '.' && char.IsAsciiDigit(_src[_pos + 1])) { isFloat = true; _pos++; Digits(); }
@@ -235,7 +242,14 @@ internal sealed class JinjaLexer
                 case 'b': sb.Append('\b'); break;
                 case 'f': sb.Append('\f'); break;
                 case 'v': sb.Append('\v'); break;
-                case '0': sb.Append('\0'); break;
+                case >= '0' and <= '7':
+                {
+                    // Python's octal escape: up to three digits
+                    int v = e - '0', n = 1;
+                    while (n < 3 && _pos < _src.Length && _src[_pos] is >= '0' and <= '7') { v = v * 8 + (_src[_pos] - '0'); _pos++; n++; }
+                    sb.Append((char)v);
+                    break;
+                }
                 case '\n': break;
                 case 'x': sb.Append(HexEscape(2, start)); break;
                 case 'u': sb.Append(HexEscape(4, start)); break;

@@ -14,6 +14,7 @@ internal sealed class JinjaParser
     private readonly int[] _lineStarts;
     private int _i;
     private int _depth;
+    private int _loopDepth;
 
     private JinjaParser(List<JinjaToken> tokens, int[] lineStarts)
     {
@@ -159,6 +160,7 @@ internal sealed class JinjaParser
             case "macro": return ParseMacro(position);
             case "break":
             case "continue":
+                if (_loopDepth == 0) throw Error($"'{nameTok.Value}' outside a loop", nameTok.Position);
                 ExpectBlockEnd(nameTok.Value);
                 return new LoopControlStmt(nameTok.Value == "break", position);
             case "generation":
@@ -200,7 +202,9 @@ internal sealed class JinjaParser
         if (SkipName("if")) filter = ParseExpression();
         if (IsName("recursive")) throw Error("recursive loops are not supported by this Jinja subset", Cur.Position);
         ExpectBlockEnd("for");
+        _loopDepth++;
         var (body, end) = ParseBody(["endfor", "else"], position, "for");
+        _loopDepth--;
         List<JinjaStmt>? elseBody = null;
         if (end == "else")
         {
@@ -215,13 +219,13 @@ internal sealed class JinjaParser
     {
         var branches = new List<(JinjaExpr, IReadOnlyList<JinjaStmt>)>();
         List<JinjaStmt>? elseBody = null;
-        var test = ParseTupleOrExpression();
+        var test = ParseNoCondTuple();
         while (true)
         {
             ExpectBlockEnd("if");
             var (body, end) = ParseBody(["elif", "else", "endif"], position, "if");
             branches.Add((test, body));
-            if (end == "elif") { test = ParseTupleOrExpression(); continue; }
+            if (end == "elif") { test = ParseNoCondTuple(); continue; }
             if (end == "else")
             {
                 ExpectBlockEnd("else");
@@ -271,8 +275,10 @@ internal sealed class JinjaParser
         }
         _i++;
         ExpectBlockEnd("macro");
+        int loops = _loopDepth;
+        _loopDepth = 0;
         var (body, _) = ParseBody(["endmacro"], position, "macro");
-        if (Cur.Kind == JinjaTokenKind.Name) _i++;
+        _loopDepth = loops;
         ExpectBlockEnd("endmacro");
         return new MacroStmt(name, ps, defaults, body, position);
     }
@@ -301,7 +307,7 @@ internal sealed class JinjaParser
         var first = ParseOr();
         if (!IsOp(",")) return first;
         var items = new List<JinjaExpr> { first };
-        while (SkipOp(",")) items.Add(ParseOr());
+        while (SkipOp(",") && Cur.Kind != JinjaTokenKind.BlockEnd && !IsName("if")) items.Add(ParseOr());
         return new ListExpr(items, IsTuple: true, pos);
     }
 
@@ -526,7 +532,15 @@ internal sealed class JinjaParser
     {
         int p = Next().Position;
         JinjaExpr? start = null, stop = null, step = null;
+        if (SkipOp("]")) return new ItemExpr(node, new ListExpr([], IsTuple: true, p), p);
         if (!IsOp(":")) start = ParseExpression();
+        if (start is not null && IsOp(","))
+        {
+            var items = new List<JinjaExpr> { start };
+            while (SkipOp(",") && !IsOp("]")) items.Add(ParseExpression());
+            ExpectOp("]", "to close the subscript");
+            return new ItemExpr(node, new ListExpr(items, IsTuple: true, start.Position), p);
+        }
         if (SkipOp(":"))
         {
             if (!IsOp(":") && !IsOp("]")) stop = ParseExpression();
@@ -575,10 +589,10 @@ internal sealed class JinjaParser
         {
             if (IsOp("|"))
             {
-                int p = Next().Position;
-                int namePos = Cur.Position;
+                _i++;
+                int p = Cur.Position;
                 string name = ExpectName("after '|'");
-                if (!JinjaInterpreter.KnownFilters.Contains(name)) throw Error($"No filter named '{name}'.", namePos);
+                while (IsOp(".") && _tokens[_i + 1].Kind == JinjaTokenKind.Name) { _i++; name += "." + Next().Value; }
                 if (IsOp("("))
                 {
                     var (args, kwargs) = ParseArgs();
@@ -590,9 +604,8 @@ internal sealed class JinjaParser
             {
                 int p = Next().Position;
                 bool negated = SkipName("not");
-                int namePos = Cur.Position;
                 string name = ExpectName("after 'is'");
-                if (!JinjaInterpreter.KnownTests.Contains(name)) throw Error($"No test named '{name}'.", namePos);
+                while (IsOp(".") && _tokens[_i + 1].Kind == JinjaTokenKind.Name) { _i++; name += "." + Next().Value; }
                 List<JinjaExpr> args = [];
                 if (IsOp("("))
                 {

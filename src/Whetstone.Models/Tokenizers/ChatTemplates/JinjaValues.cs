@@ -123,7 +123,8 @@ internal static class JinjaValues
                 AppendRepr(sb, ns.Attributes, depth + 1);
                 sb.Append('>');
                 break;
-            case JinjaLoop: sb.Append("<LoopContext>"); break;
+            case JinjaLoop loop: sb.Append("<LoopContext ").Append(loop.Index0 + 1).Append('/').Append(loop.Items.Count).Append('>'); break;
+            case JinjaUndefined: sb.Append("Undefined"); break;
             case JinjaCallable: sb.Append("<function>"); break;
             default: sb.Append(Str(v)); break;
         }
