@@ -36,6 +36,37 @@ public class JinjaTests
         if (name == "error-raise") Assert.IsType<ChatTemplateRaisedException>(e);
     }
 
+    [Fact]
+    public void Mutated_templates_that_jinja2_renders_render_the_same()
+    {
+        var messages = new List<object?>
+        {
+            new Dictionary<string, object?> { ["role"] = "system", ["content"] = "s" },
+            new Dictionary<string, object?> { ["role"] = "user", ["content"] = " u \n" },
+            new Dictionary<string, object?> { ["role"] = "assistant", ["content"] = "a" },
+        };
+        var failures = new List<string>();
+        int n = 0;
+        foreach (var c in ChatTemplateFixture.Root.GetProperty("mutations").EnumerateArray())
+        {
+            n++;
+            string source = c.GetProperty("template").GetString()!, expected = c.GetProperty("expected").GetString()!;
+            var vars = new Dictionary<string, object?>
+            {
+                ["messages"] = messages, ["tools"] = null, ["documents"] = null,
+                ["add_generation_prompt"] = c.GetProperty("add_generation_prompt").GetBoolean(), ["bos_token"] = "<s>", ["eos_token"] = "</s>",
+            };
+            try
+            {
+                string got = Render(source, vars);
+                if (got != expected) failures.Add($"--- template\n{source}\n--- jinja2\n{expected}\n--- ours\n{got}");
+            }
+            catch (ChatTemplateException e) { failures.Add($"--- template\n{source}\n--- jinja2\n{expected}\n--- ours failed: {e.Message}"); }
+        }
+        Assert.True(n >= 400, $"only {n} mutation cases");
+        Assert.True(failures.Count == 0, $"{failures.Count} of {n} differ; first ones:\n" + string.Join("\n", failures.Take(5)));
+    }
+
     private static ChatTemplateException Fails(string source, Dictionary<string, object?>? vars = null, JinjaLimits? limits = null) =>
         Assert.ThrowsAny<ChatTemplateException>(() => Render(source, vars, limits));
 
