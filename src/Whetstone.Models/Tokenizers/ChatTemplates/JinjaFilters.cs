@@ -6,7 +6,7 @@ namespace Whetstone.Models.Tokenizers.ChatTemplates;
 /// <summary>Jinja2's filters and tests, and the Python string methods templates call, with their Python semantics.</summary>
 internal sealed partial class JinjaInterpreter
 {
-    /// <summary>Filters this subset implements; others fail when evaluated ("No filter named …"), as jinja2 3.x defers the check in conditional branches.</summary>
+    /// <summary>Filters this subset implements; others are refused when parsed, or in conditional code when evaluated, as jinja2 does.</summary>
     internal static readonly HashSet<string> KnownFilters = new(StringComparer.Ordinal)
     {
         "abs", "capitalize", "count", "d", "default", "e", "escape", "first", "float", "indent", "int", "items", "join", "last",
@@ -206,7 +206,7 @@ internal sealed partial class JinjaInterpreter
                 if (items.Count == 0) return items;
                 if (args.Count == 0) throw Fail("map requires a filter argument");
                 string filter = JinjaValues.Str(args[0]);
-                if (!KnownFilters.Contains(filter)) throw Fail($"No filter named '{filter}'.");
+                if (!KnownFilters.Contains(filter)) throw Fail($"No filter named '{filter}' found.");
                 var rest = args.Skip(1).ToList();
                 return items.ConvertAll(x => ApplyFilter(filter, x, rest, kwargs));
             }
@@ -262,7 +262,7 @@ internal sealed partial class JinjaInterpreter
                 foreach (var x in Iterate(value)) total = Arithmetic("+", total, attr is null ? x : GetPath(x, attr));
                 return total;
             }
-            default: throw Fail($"No filter named '{name}'.");
+            default: throw Fail($"No filter named '{name}' found.");
         }
     }
 
@@ -273,7 +273,7 @@ internal sealed partial class JinjaInterpreter
     {
         if (args.Count <= from) return JinjaValues.Truthy(x);
         string test = JinjaValues.Str(args[from]);
-        if (!KnownTests.Contains(test)) throw Fail($"No test named '{test}'.");
+        if (!KnownTests.Contains(test)) throw Fail($"No test named '{test}' found.");
         return ApplyTest(test, x, args.Skip(from + 1).ToList());
     }
 
@@ -333,7 +333,7 @@ internal sealed partial class JinjaInterpreter
 
     private bool ApplyTest(string name, object? v, List<object?> args)
     {
-        if (!KnownTests.Contains(name)) throw Fail($"No test named '{name}'.");
+        if (!KnownTests.Contains(name)) throw Fail($"No test named '{name}' found.");
         int want = TestsWithOneArgument.Contains(name) ? 1 : 0;
         if (args.Count != want) throw Fail($"the test '{name}' takes {want} argument(s), {args.Count} given");
         object? a0 = args.Count > 0 ? args[0] : null;
@@ -373,7 +373,7 @@ internal sealed partial class JinjaInterpreter
             case "sameas":
                 return v is null || a0 is null || v is bool || a0 is bool ? Equals(v, a0) && v?.GetType() == a0?.GetType() : ReferenceEquals(v, a0)
                     || v is long x && a0 is long y && x == y && x is >= -5 and <= 256;
-            default: throw Fail($"No test named '{name}'.");
+            default: throw Fail($"No test named '{name}' found.");
         }
     }
 

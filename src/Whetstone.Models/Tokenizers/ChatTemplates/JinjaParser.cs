@@ -31,6 +31,7 @@ internal sealed class JinjaParser
             lineStarts = starts;
             var p = new JinjaParser(tokens, starts);
             var (body, _) = p.ParseBody([]);
+            foreach (var stmt in body) p.CheckNames(stmt, conditional: false);
             return body;
         }
         catch (InsufficientExecutionStackException)
@@ -623,6 +624,84 @@ internal sealed class JinjaParser
             }
             else if (IsOp("(")) node = ParseCall(node);
             else return node;
+        }
+    }
+
+    // ---- names of filters and tests ----
+    // jinja2 refuses an unknown filter or test when it compiles the template, except inside conditional code (an if
+    // statement's test and branches, either side of `a if b else c`), where the check waits until it runs; a for
+    // loop, macro or set block opens a new frame that is checked again.
+
+    private void CheckNames(JinjaStmt stmt, bool conditional)
+    {
+        switch (stmt)
+        {
+            case OutputStmt o: CheckNames(o.Expr, conditional); break;
+            case IfStmt i:
+                foreach (var (test, body) in i.Branches)
+                {
+                    CheckNames(test, true);
+                    foreach (var x in body) CheckNames(x, true);
+                }
+                if (i.Else is not null) foreach (var x in i.Else) CheckNames(x, true);
+                break;
+            case ForStmt f:
+                CheckNames(f.Iterable, conditional);
+                if (f.Filter is not null) CheckNames(f.Filter, false);
+                foreach (var x in f.Body) CheckNames(x, false);
+                if (f.Else is not null) foreach (var x in f.Else) CheckNames(x, false);
+                break;
+            case SetStmt set: CheckNames(set.Value, conditional); break;
+            case SetBlockStmt sb: foreach (var x in sb.Body) CheckNames(x, false); break;
+            case MacroStmt m:
+                foreach (var d in m.Defaults) if (d is not null) CheckNames(d, false);
+                foreach (var x in m.Body) CheckNames(x, false);
+                break;
+            case BlockStmt b: foreach (var x in b.Body) CheckNames(x, false); break;
+        }
+    }
+
+    private void CheckNames(JinjaExpr e, bool conditional)
+    {
+        switch (e)
+        {
+            case FilterExpr f:
+                if (!conditional && !JinjaInterpreter.KnownFilters.Contains(f.Name)) throw Error($"No filter named '{f.Name}'.", f.Position);
+                CheckNames(f.Target, conditional);
+                foreach (var a in f.Args) CheckNames(a, conditional);
+                foreach (var (_, a) in f.Kwargs) CheckNames(a, conditional);
+                break;
+            case TestExpr t:
+                if (!conditional && !JinjaInterpreter.KnownTests.Contains(t.Name)) throw Error($"No test named '{t.Name}'.", t.Position);
+                CheckNames(t.Target, conditional);
+                foreach (var a in t.Args) CheckNames(a, conditional);
+                break;
+            case CondExpr c:
+                CheckNames(c.Test, true);
+                CheckNames(c.Then, true);
+                if (c.Else is not null) CheckNames(c.Else, true);
+                break;
+            case ListExpr l: foreach (var x in l.Items) CheckNames(x, conditional); break;
+            case DictExpr d: foreach (var (k, v) in d.Pairs) { CheckNames(k, conditional); CheckNames(v, conditional); } break;
+            case AttrExpr a: CheckNames(a.Target, conditional); break;
+            case ItemExpr i: CheckNames(i.Target, conditional); CheckNames(i.Index, conditional); break;
+            case SliceExpr s:
+                CheckNames(s.Target, conditional);
+                if (s.Start is not null) CheckNames(s.Start, conditional);
+                if (s.Stop is not null) CheckNames(s.Stop, conditional);
+                if (s.Step is not null) CheckNames(s.Step, conditional);
+                break;
+            case CallExpr c:
+                CheckNames(c.Callee, conditional);
+                foreach (var a in c.Args) CheckNames(a, conditional);
+                foreach (var (_, a) in c.Kwargs) CheckNames(a, conditional);
+                break;
+            case UnaryExpr u: CheckNames(u.Operand, conditional); break;
+            case BinaryExpr b: CheckNames(b.Left, conditional); CheckNames(b.Right, conditional); break;
+            case CompareExpr c:
+                CheckNames(c.First, conditional);
+                foreach (var (_, x) in c.Rest) CheckNames(x, conditional);
+                break;
         }
     }
 }
