@@ -190,6 +190,11 @@ public class ChatTemplateTests
         string s = t.Render([new("user", "q") { Extra = new Dictionary<string, object?> { ["name"] = "ann" } },
             new("assistant", null) { Extra = new Dictionary<string, object?> { ["tool_calls"] = new List<object?> { call } } }], false);
         Assert.Equal("user:q:ann:;assistant:None:-:f;", s);
+
+        // JsonNode values, and a content list of parts replacing the text
+        var parts = System.Text.Json.Nodes.JsonNode.Parse("""[{"type": "image"}, {"type": "text", "text": "what is it?"}]""");
+        var multimodal = ChatTemplate.Parse("{% for p in messages[0].content %}{{ '<img>' if p.type == 'image' else p.text }}{% endfor %}|{{ messages[0].n + 1 }}");
+        Assert.Equal("<img>what is it?|3", multimodal.Render([new("user", null) { Extra = new Dictionary<string, object?> { ["content"] = parts, ["n"] = 2UL } }], false));
     }
 
     [Fact]
