@@ -129,7 +129,7 @@ internal sealed partial class JinjaInterpreter
                 double x = JinjaValues.ToDouble(value), scale = Math.Pow(10, precision);
                 return method switch
                 {
-                    "common" when value is long or bool && precision >= 0 => JinjaValues.ToLong(value),
+                    "common" when value is long or bool && precision >= 0 => (object)JinjaValues.ToLong(value),
                     "common" => Math.Round(x, (int)Math.Clamp(precision, 0, 15), MidpointRounding.ToEven),
                     "ceil" => Math.Ceiling(x * scale) / scale,
                     "floor" => Math.Floor(x * scale) / scale,
