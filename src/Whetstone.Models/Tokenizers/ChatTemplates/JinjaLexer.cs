@@ -90,10 +90,43 @@ internal sealed class JinjaLexer
             }
             if (text.Length > 0) _tokens.Add(new(JinjaTokenKind.Text, text, textPos));
             _pos = tag + 2 + (sign != '\0' ? 1 : 0);
+            if (kind == '%' && RawBegin.Match(_src, _pos) is { Success: true } raw)
+            {
+                _pos += raw.Length;
+                lineStarting = LexRaw(tag, raw.Length > 0 && _src[_pos - 1] == '\n');
+                continue;
+            }
             if (kind == '#') lineStarting = LexComment(tag);
             else lineStarting = LexTag(tag, kind == '{');
         }
         _tokens.Add(new(JinjaTokenKind.End, "", _src.Length));
+    }
+
+    private static readonly System.Text.RegularExpressions.Regex RawBegin = new(@"\G\s*raw\s*(?:-%\}\s*|%\})");
+    private static readonly System.Text.RegularExpressions.Regex RawEnd = new(@"\{%(-|\+|)\s*endraw\s*(\+%\}|-%\}\s*|%\})");
+
+    /// <summary>
+    /// <c>{% raw %}…{% endraw %}</c>: the content is text, with the end tag's whitespace control (and lstrip_blocks)
+    /// applied to it; returns whether what was consumed ended with a newline.
+    /// </summary>
+    private bool LexRaw(int tag, bool lineStarting)
+    {
+        var end = RawEnd.Match(_src, _pos);
+        if (!end.Success) throw Error("unclosed raw block: expected '{% endraw %}'", tag);
+        string text = _src[_pos..end.Index];
+        string sign = end.Groups[1].Value;
+        if (sign == "-") text = text.TrimEnd();
+        else if (sign != "+" && _lstripBlocks)
+        {
+            int lpos = text.LastIndexOf('\n') + 1;
+            if ((lpos > 0 || lineStarting) && lpos < text.Length && IsAllWhitespace(text, lpos)) text = text[..lpos];
+        }
+        if (text.Length > 0) _tokens.Add(new(JinjaTokenKind.Text, text, _pos));
+        _pos = end.Index + end.Length;
+        string close = end.Groups[2].Value;
+        bool consumedNewline = close.Length > 0 && close[^1] == '\n';
+        if (close == "%}" && _trimBlocks && _pos < _src.Length && _src[_pos] == '\n') { _pos++; consumedNewline = true; }
+        return consumedNewline;
     }
 
     private static bool IsAllWhitespace(string s, int from)

@@ -181,7 +181,7 @@ internal sealed class JinjaParser
                 ExpectBlockEnd("endfilter");
                 return new BlockStmt(body, filter, position);
             }
-            case "call" or "include" or "import" or "from" or "extends" or "block" or "raw" or "with" or "autoescape" or "do":
+            case "call" or "include" or "import" or "from" or "extends" or "block" or "with" or "autoescape" or "do":
                 throw Error($"the '{nameTok.Value}' tag is not supported by this Jinja subset", nameTok.Position);
             case "endfor" or "endif" or "endset" or "endmacro" or "else" or "elif" or "endgeneration" or "endfilter":
                 if (_open.Count == 0) throw Error($"unexpected '{nameTok.Value}': no open tag it could close", nameTok.Position);
