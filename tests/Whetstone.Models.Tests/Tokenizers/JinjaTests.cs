@@ -87,7 +87,7 @@ public class JinjaTests
 
         e = Fails("{% set x 1 %}");
         Assert.Equal((1, 10), (e.Line, e.Column));
-        Assert.Contains("expected '%}' to end the 'set' tag", e.Reason, StringComparison.Ordinal);
+        Assert.Equal("expected '=' or '%}' in the 'set' tag, found '1'", e.Reason);
 
         e = Fails("{{ x | nosuch }}");
         Assert.Equal((1, 8), (e.Line, e.Column));

@@ -384,9 +384,9 @@ internal sealed partial class JinjaInterpreter
 
     private JinjaCallable? StringMethod(string s, string name) => name switch
     {
-        "strip" => (a, _) => PyStrip(s, a.Count > 0 ? a[0] as string : null, true, true),
-        "lstrip" => (a, _) => PyStrip(s, a.Count > 0 ? a[0] as string : null, true, false),
-        "rstrip" => (a, _) => PyStrip(s, a.Count > 0 ? a[0] as string : null, false, true),
+        "strip" => (a, _) => PyStrip(s, StripChars(a, name), true, true),
+        "lstrip" => (a, _) => PyStrip(s, StripChars(a, name), true, false),
+        "rstrip" => (a, _) => PyStrip(s, StripChars(a, name), false, true),
         "upper" => (_, _) => s.ToUpperInvariant(),
         "lower" => (_, _) => s.ToLowerInvariant(),
         "title" => (_, _) => PyTitle(s),
@@ -408,6 +408,13 @@ internal sealed partial class JinjaInterpreter
         "isupper" => (_, _) => s.Any(char.IsLetter) && s == s.ToUpperInvariant(),
         "islower" => (_, _) => s.Any(char.IsLetter) && s == s.ToLowerInvariant(),
         _ => null,
+    };
+
+    private static string? StripChars(List<object?> a, string method) => a.Count switch
+    {
+        0 => null,
+        1 => a[0] is null ? null : a[0] as string ?? throw Fail($"{method} arg must be None or str"),
+        _ => throw Fail($"{method} expected at most 1 argument, got {a.Count}"),
     };
 
     private static int CountOf(string s, string t)

@@ -135,8 +135,15 @@ internal sealed partial class JinjaInterpreter
                 case SetBlockStmt sb2:
                 {
                     var inner = new StringBuilder();
-                    var flow = ExecBody(sb2.Body, scope, inner);
-                    scope.Vars[sb2.Target] = inner.ToString();
+                    var flow = ExecBody(sb2.Body, new Scope(scope), inner);
+                    object? text = inner.ToString();
+                    if (sb2.Filters is not null)
+                    {
+                        var withBody = new Scope(scope);
+                        withBody.Vars[""] = text;
+                        text = Eval(sb2.Filters, withBody);
+                    }
+                    scope.Vars[sb2.Target] = text;
                     return flow;
                 }
                 case MacroStmt m: scope.Vars[m.Name] = MakeMacro(m, scope); return Flow.Normal;
@@ -615,7 +622,7 @@ internal sealed partial class JinjaInterpreter
             string s => Iterate(s),
             _ => null,
         };
-        // jinja2's getitem turns the TypeError of slicing a number or None into Undefined
+        // slicing a number, bool or None: Undefined, as jinja2 gives for constants (it raises TypeError for variables)
         if (items is null) return new JinjaUndefined($"'{JinjaValues.TypeName(obj)} object' has no element slice");
         long n = items.Count;
         long st = step is null ? 1 : IndexArg(step);

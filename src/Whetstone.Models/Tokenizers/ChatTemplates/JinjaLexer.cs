@@ -150,6 +150,7 @@ internal sealed class JinjaLexer
     /// <summary>Skips a comment; returns whether what it consumed ended with a newline.</summary>
     private bool LexComment(int tag)
     {
+        if (_pos >= _src.Length) return false; // "{#" ending the template: jinja2 lets it pass as an empty comment
         int end = _src.IndexOf("#}", _pos, StringComparison.Ordinal);
         if (end < 0) throw Error("unclosed comment: expected '#}'", tag);
         bool strip = end > _pos && _src[end - 1] == '-';
@@ -197,9 +198,9 @@ internal sealed class JinjaLexer
             }
             char c = _src[_pos];
             int p = _pos;
-            if (char.IsAsciiLetter(c) || c == '_')
+            if (char.IsLetter(c) || c == '_')
             {
-                while (_pos < _src.Length && (char.IsAsciiLetterOrDigit(_src[_pos]) || _src[_pos] == '_')) _pos++;
+                while (_pos < _src.Length && (char.IsLetterOrDigit(_src[_pos]) || _src[_pos] == '_')) _pos++;
                 _tokens.Add(new(JinjaTokenKind.Name, _src[p.._pos], p));
             }
             else if (char.IsAsciiDigit(c)) LexNumber();

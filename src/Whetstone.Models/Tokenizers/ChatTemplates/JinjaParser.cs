@@ -249,11 +249,14 @@ internal sealed class JinjaParser
             ExpectBlockEnd("set");
             return new SetStmt(targets, attr, value, position);
         }
-        if (attr is not null || targets.Count > 1) throw Error($"expected '=' in the 'set' tag, found {Describe(Cur)}", Cur.Position);
+        if (attr is not null || targets.Count > 1 || Cur.Kind != JinjaTokenKind.BlockEnd && !IsOp("|"))
+            throw Error($"expected '=' or '%}}' in the 'set' tag, found {Describe(Cur)}", Cur.Position);
+        // filters apply to the body's text, which the evaluator binds to the name "" before running them
+        JinjaExpr? filters = IsOp("|") ? ParseFilterExpr(new NameExpr("", Cur.Position)) : null;
         ExpectBlockEnd("set");
         var (body, _) = ParseBody(["endset"], position, "set");
         ExpectBlockEnd("endset");
-        return new SetBlockStmt(targets[0], body, position);
+        return new SetBlockStmt(targets[0], body, filters, position);
     }
 
     private JinjaStmt ParseMacro(int position)
@@ -564,9 +567,10 @@ internal sealed class JinjaParser
             if (IsOp(")")) break;
             if (Cur.Kind == JinjaTokenKind.Name && _tokens[_i + 1].Kind == JinjaTokenKind.Operator && _tokens[_i + 1].Value == "=")
             {
-                string name = Next().Value;
+                var nameTok = Next();
                 _i++;
-                kwargs.Add((name, ParseExpression()));
+                if (kwargs.Exists(k => k.Item1 == nameTok.Value)) throw Error($"keyword argument repeated: {nameTok.Value}", nameTok.Position);
+                kwargs.Add((nameTok.Value, ParseExpression()));
             }
             else
             {
@@ -652,7 +656,10 @@ internal sealed class JinjaParser
                 if (f.Else is not null) foreach (var x in f.Else) CheckNames(x, false);
                 break;
             case SetStmt set: CheckNames(set.Value, conditional); break;
-            case SetBlockStmt sb: foreach (var x in sb.Body) CheckNames(x, false); break;
+            case SetBlockStmt sb:
+                if (sb.Filters is not null) CheckNames(sb.Filters, conditional);
+                foreach (var x in sb.Body) CheckNames(x, false);
+                break;
             case MacroStmt m:
                 foreach (var d in m.Defaults) if (d is not null) CheckNames(d, false);
                 foreach (var x in m.Body) CheckNames(x, false);
