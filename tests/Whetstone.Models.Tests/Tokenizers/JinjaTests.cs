@@ -36,6 +36,37 @@ public class JinjaTests
         if (name == "error-raise") Assert.IsType<ChatTemplateRaisedException>(e);
     }
 
+    [Fact]
+    public void Mutated_templates_that_jinja2_renders_render_the_same()
+    {
+        var messages = new List<object?>
+        {
+            new Dictionary<string, object?> { ["role"] = "system", ["content"] = "s" },
+            new Dictionary<string, object?> { ["role"] = "user", ["content"] = " u \n" },
+            new Dictionary<string, object?> { ["role"] = "assistant", ["content"] = "a" },
+        };
+        var failures = new List<string>();
+        int n = 0;
+        foreach (var c in ChatTemplateFixture.Root.GetProperty("mutations").EnumerateArray())
+        {
+            n++;
+            string source = c.GetProperty("template").GetString()!, expected = c.GetProperty("expected").GetString()!;
+            var vars = new Dictionary<string, object?>
+            {
+                ["messages"] = messages, ["tools"] = null, ["documents"] = null,
+                ["add_generation_prompt"] = c.GetProperty("add_generation_prompt").GetBoolean(), ["bos_token"] = "<s>", ["eos_token"] = "</s>",
+            };
+            try
+            {
+                string got = Render(source, vars);
+                if (got != expected) failures.Add($"--- template\n{source}\n--- jinja2\n{expected}\n--- ours\n{got}");
+            }
+            catch (ChatTemplateException e) { failures.Add($"--- template\n{source}\n--- jinja2\n{expected}\n--- ours failed: {e.Message}"); }
+        }
+        Assert.True(n >= 400, $"only {n} mutation cases");
+        Assert.True(failures.Count == 0, $"{failures.Count} of {n} differ; first ones:\n" + string.Join("\n", failures.Take(5)));
+    }
+
     private static ChatTemplateException Fails(string source, Dictionary<string, object?>? vars = null, JinjaLimits? limits = null) =>
         Assert.ThrowsAny<ChatTemplateException>(() => Render(source, vars, limits));
 
@@ -56,7 +87,7 @@ public class JinjaTests
 
         e = Fails("{% set x 1 %}");
         Assert.Equal((1, 10), (e.Line, e.Column));
-        Assert.Contains("expected '%}' to end the 'set' tag", e.Reason, StringComparison.Ordinal);
+        Assert.Equal("expected '=' or '%}' in the 'set' tag, found '1'", e.Reason);
 
         e = Fails("{{ x | nosuch }}");
         Assert.Equal((1, 8), (e.Line, e.Column));
@@ -144,5 +175,49 @@ public class JinjaTests
     {
         Assert.Equal("1.0 0.1 1e-05 1e+16 123456789012345.0 -0.0 [1.5, 'a'] {'k': None}", Render("{{ 1.0 }} {{ 0.1 }} {{ 0.00001 }} {{ 1e16 }} {{ 123456789012345.0 }} {{ -0.0 }} {{ [1.5, 'a'] }} {{ {'k': none} }}"));
         Assert.Equal("True 3", Render("{{ 1 == 1 }} {{ true + 2 }}"));
+    }
+
+    [Fact]
+    public void Mutated_templates_fail_only_with_chat_template_errors()
+    {
+        // Seeded mutations of every fixture template (spans deleted, duplicated, or tag/operator fragments inserted):
+        // whatever the result, rendering ends normally or with a ChatTemplateException, never another exception.
+        string[] fragments = ["{{", "}}", "{%", "%}", "{#", "#}", "-", "+", "(", ")", "[", "]", "{", "}", "'", "\"", "|", ".", ",", ":",
+            "=", "~", "*", "**", "//", " is ", " not ", " in ", " if ", " else ", "for ", "endfor", "endif", "set ", "loop", "messages",
+            "namespace()", "[::-1]", "[1:]", "| tojson", "| length", "\\", "\n", "0", "1e9", "none", "macro ", "endmacro"];
+        var sources = ChatTemplateFixture.Root.GetProperty("templates").EnumerateObject().Select(t => t.Value.GetProperty("source").GetString()!)
+            .Concat(ChatTemplateFixture.Root.GetProperty("jinja").EnumerateArray().Select(c => c.GetProperty("template").GetString()!)).ToList();
+        var messages = new List<object?>
+        {
+            new Dictionary<string, object?> { ["role"] = "system", ["content"] = "s" },
+            new Dictionary<string, object?> { ["role"] = "user", ["content"] = "u" },
+            new Dictionary<string, object?> { ["role"] = "assistant", ["content"] = "a" },
+        };
+        var rng = new Random(20260307);
+        int rendered = 0, refused = 0;
+        for (int iter = 0; iter < 3000; iter++)
+        {
+            string s = sources[rng.Next(sources.Count)];
+            int edits = 1 + rng.Next(3);
+            for (int k = 0; k < edits && s.Length > 0; k++)
+            {
+                int at = rng.Next(s.Length), len = Math.Min(1 + rng.Next(12), s.Length - at);
+                s = rng.Next(3) switch
+                {
+                    0 => s.Remove(at, len),
+                    1 => s.Insert(at, s.Substring(at, len)),
+                    _ => s.Insert(at, fragments[rng.Next(fragments.Length)]),
+                };
+            }
+            try
+            {
+                Render(s, new() { ["messages"] = messages, ["add_generation_prompt"] = rng.Next(2) == 0, ["bos_token"] = "<s>", ["eos_token"] = "</s>" },
+                    new JinjaLimits(MaxOutputChars: 1 << 20, MaxLoopIterations: 100_000));
+                rendered++;
+            }
+            catch (ChatTemplateException e) when (!e.Message.Contains(JinjaInterpreter.InternalError, StringComparison.Ordinal)) { refused++; }
+            catch (Exception e) { Assert.Fail($"{e.GetType().Name}: {e.Message}\n--- template ---\n{s}\n{e.InnerException?.StackTrace ?? e.StackTrace}"); }
+        }
+        Assert.True(rendered > 100 && refused > 100, $"rendered {rendered}, refused {refused}");
     }
 }

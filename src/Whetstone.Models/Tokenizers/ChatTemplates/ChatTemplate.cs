@@ -7,7 +7,11 @@ namespace Whetstone.Models.Tokenizers.ChatTemplates;
 /// <param name="Content">The text; null renders as Python's None (tool-call messages without text).</param>
 public sealed record ChatMessage(string Role, string? Content)
 {
-    /// <summary>Further fields the template may read (tool_calls, tool_call_id, name…): strings, numbers, bools, lists, dictionaries or JsonElements.</summary>
+    /// <summary>
+    /// Further fields the template may read (tool_calls, tool_call_id, name, reasoning_content…): strings, numbers,
+    /// bools, lists, dictionaries, JsonElements or JsonNodes. A "content" entry replaces <see cref="Content"/>, say
+    /// with a list of parts ({"type": "text", "text": …}) for templates that take multimodal content.
+    /// </summary>
     public IReadOnlyDictionary<string, object?>? Extra { get; init; }
 }
 

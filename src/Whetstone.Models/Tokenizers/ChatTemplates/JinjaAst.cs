@@ -30,7 +30,8 @@ internal sealed record IfStmt(IReadOnlyList<(JinjaExpr Test, IReadOnlyList<Jinja
 internal sealed record ForStmt(IReadOnlyList<string> Targets, JinjaExpr Iterable, JinjaExpr? Filter, IReadOnlyList<JinjaStmt> Body, IReadOnlyList<JinjaStmt>? Else, int Position) : JinjaStmt(Position);
 /// <summary><c>{% set x = e %}</c>, <c>{% set a, b = e %}</c> or <c>{% set ns.attr = e %}</c> (<see cref="Attribute"/> non-null).</summary>
 internal sealed record SetStmt(IReadOnlyList<string> Targets, string? Attribute, JinjaExpr Value, int Position) : JinjaStmt(Position);
-internal sealed record SetBlockStmt(string Target, IReadOnlyList<JinjaStmt> Body, int Position) : JinjaStmt(Position);
+/// <summary><c>{% set x %}…{% endset %}</c>, optionally <c>{% set x | f(…) | g %}</c>: the body's text through the filters.</summary>
+internal sealed record SetBlockStmt(string Target, IReadOnlyList<JinjaStmt> Body, JinjaExpr? Filters, int Position) : JinjaStmt(Position);
 internal sealed record MacroStmt(string Name, IReadOnlyList<string> Params, IReadOnlyList<JinjaExpr?> Defaults, IReadOnlyList<JinjaStmt> Body, int Position) : JinjaStmt(Position);
 internal sealed record LoopControlStmt(bool IsBreak, int Position) : JinjaStmt(Position);
 /// <summary>A body rendered in place: transformers' <c>{% generation %}</c> block, <c>{% filter %}</c> applies a filter to it.</summary>

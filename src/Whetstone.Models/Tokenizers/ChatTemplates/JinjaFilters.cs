@@ -6,7 +6,7 @@ namespace Whetstone.Models.Tokenizers.ChatTemplates;
 /// <summary>Jinja2's filters and tests, and the Python string methods templates call, with their Python semantics.</summary>
 internal sealed partial class JinjaInterpreter
 {
-    /// <summary>Filters this subset implements; the parser refuses others as Jinja does ("No filter named …").</summary>
+    /// <summary>Filters this subset implements; others are refused when parsed, or in conditional code when evaluated, as jinja2 does.</summary>
     internal static readonly HashSet<string> KnownFilters = new(StringComparer.Ordinal)
     {
         "abs", "capitalize", "count", "d", "default", "e", "escape", "first", "float", "indent", "int", "items", "join", "last",
@@ -25,8 +25,30 @@ internal sealed partial class JinjaInterpreter
     private static object? Arg(List<object?> args, Dictionary<string, object?> kwargs, int index, string name, object? fallback) =>
         index < args.Count ? args[index] : kwargs.TryGetValue(name, out var v) ? v : fallback;
 
+    /// <summary>Each filter's parameters after the value, as jinja2 (and transformers' tojson) declare them; absent: varargs.</summary>
+    private static readonly Dictionary<string, string[]> FilterParams = new(StringComparer.Ordinal)
+    {
+        ["default"] = ["default_value", "boolean"], ["d"] = ["default_value", "boolean"], ["trim"] = ["chars"], ["join"] = ["d", "attribute"],
+        ["tojson"] = ["ensure_ascii", "indent", "separators", "sort_keys"], ["int"] = ["default", "base"], ["float"] = ["default"],
+        ["round"] = ["precision", "method"], ["replace"] = ["old", "new", "count"], ["indent"] = ["width", "first", "blank"],
+        ["sort"] = ["reverse", "case_sensitive", "attribute"], ["unique"] = ["case_sensitive", "attribute"], ["max"] = ["case_sensitive", "attribute"],
+        ["min"] = ["case_sensitive", "attribute"], ["sum"] = ["attribute", "start"],
+        ["first"] = [], ["last"] = [], ["length"] = [], ["count"] = [], ["list"] = [], ["reverse"] = [], ["string"] = [], ["upper"] = [],
+        ["lower"] = [], ["capitalize"] = [], ["title"] = [], ["abs"] = [], ["items"] = [], ["safe"] = [], ["e"] = [], ["escape"] = [], ["wordcount"] = [],
+    };
+
     private object? ApplyFilter(string name, object? value, List<object?> args, Dictionary<string, object?> kwargs)
     {
+        if (FilterParams.TryGetValue(name, out var ps))
+        {
+            if (args.Count > ps.Length) throw Fail($"the filter '{name}' takes at most {ps.Length} argument(s), {args.Count} given");
+            foreach (var k in kwargs.Keys)
+            {
+                int at = Array.IndexOf(ps, k);
+                if (at < 0) throw Fail($"the filter '{name}' got an unexpected keyword argument '{k}'");
+                if (at < args.Count) throw Fail($"the filter '{name}' got multiple values for argument '{k}'");
+            }
+        }
         switch (name)
         {
             case "safe": return value;
@@ -58,13 +80,14 @@ internal sealed partial class JinjaInterpreter
             }
             case "tojson":
             {
-                var indentArg = kwargs.GetValueOrDefault("indent");
+                var indentArg = Arg(args, kwargs, 1, "indent", null);
                 int? indent = indentArg is long or bool ? (int)JinjaValues.ToLong(indentArg) : null;
                 if (indentArg is string) throw Fail("tojson: a string indent is not supported");
-                bool sortKeys = JinjaValues.Truthy(kwargs.GetValueOrDefault("sort_keys"));
+                if (indent > 100) throw Fail($"tojson: indent {indent} is too large");
+                bool sortKeys = JinjaValues.Truthy(Arg(args, kwargs, 3, "sort_keys", false));
                 bool ensureAscii = JinjaValues.Truthy(Arg(args, kwargs, 0, "ensure_ascii", false));
                 string? itemSep = null, keySep = null;
-                if (kwargs.GetValueOrDefault("separators") is { } seps)
+                if (Arg(args, kwargs, 2, "separators", null) is { } seps)
                 {
                     var parts = Iterate(seps);
                     if (parts.Count != 2) throw Fail("tojson: separators must be a pair of strings");
@@ -74,6 +97,8 @@ internal sealed partial class JinjaInterpreter
                 string json = JinjaValues.ToJson(value, indent, sortKeys, itemSep, keySep);
                 return ensureAscii ? EscapeNonAscii(json) : json;
             }
+            case "int" or "float" or "abs" or "round" when value is JinjaUndefined u:
+                throw Fail(u.Hint);
             case "int":
             {
                 var fallback = Arg(args, kwargs, 0, "default", 0L);
@@ -104,6 +129,7 @@ internal sealed partial class JinjaInterpreter
                 double x = JinjaValues.ToDouble(value), scale = Math.Pow(10, precision);
                 return method switch
                 {
+                    "common" when value is long or bool && precision >= 0 => (object)JinjaValues.ToLong(value),
                     "common" => Math.Round(x, (int)Math.Clamp(precision, 0, 15), MidpointRounding.ToEven),
                     "ceil" => Math.Ceiling(x * scale) / scale,
                     "floor" => Math.Floor(x * scale) / scale,
@@ -138,6 +164,7 @@ internal sealed partial class JinjaInterpreter
             case "replace":
             {
                 string s = JinjaValues.Str(value);
+                if (args.Count + kwargs.Count < 2) throw Fail("replace() missing required arguments 'old' and 'new'");
                 string old = JinjaValues.Str(Arg(args, kwargs, 0, "old", ""));
                 string repl = JinjaValues.Str(Arg(args, kwargs, 1, "new", ""));
                 var count = Arg(args, kwargs, 2, "count", null);
@@ -146,7 +173,9 @@ internal sealed partial class JinjaInterpreter
             case "indent":
             {
                 var width = Arg(args, kwargs, 0, "width", 4L);
-                string ind = width is string ws ? ws : new string(' ', (int)Math.Max(0, JinjaValues.ToLong(width)));
+                long w = width is string ? 0 : JinjaValues.ToLong(width);
+                if (w > 10_000) throw Fail($"indent width {w} is too large");
+                string ind = width is string ws ? ws : new string(' ', (int)Math.Max(0, w));
                 bool first = JinjaValues.Truthy(Arg(args, kwargs, 1, "first", false));
                 bool blank = JinjaValues.Truthy(Arg(args, kwargs, 2, "blank", false));
                 var lines = SplitLines(JinjaValues.Str(value) + "\n");
@@ -174,9 +203,10 @@ internal sealed partial class JinjaInterpreter
                         return hasDefault && r is JinjaUndefined ? dflt : r;
                     });
                 }
-                if (args.Count == 0) throw Fail("map: give a filter name or attribute=");
+                if (items.Count == 0) return items;
+                if (args.Count == 0) throw Fail("map requires a filter argument");
                 string filter = JinjaValues.Str(args[0]);
-                if (!KnownFilters.Contains(filter)) throw Fail($"No filter named '{filter}'.");
+                if (!KnownFilters.Contains(filter)) throw Fail($"No filter named '{filter}' found.");
                 var rest = args.Skip(1).ToList();
                 return items.ConvertAll(x => ApplyFilter(filter, x, rest, kwargs));
             }
@@ -232,7 +262,7 @@ internal sealed partial class JinjaInterpreter
                 foreach (var x in Iterate(value)) total = Arithmetic("+", total, attr is null ? x : GetPath(x, attr));
                 return total;
             }
-            default: throw Fail($"No filter named '{name}'.");
+            default: throw Fail($"No filter named '{name}' found.");
         }
     }
 
@@ -243,7 +273,7 @@ internal sealed partial class JinjaInterpreter
     {
         if (args.Count <= from) return JinjaValues.Truthy(x);
         string test = JinjaValues.Str(args[from]);
-        if (!KnownTests.Contains(test)) throw Fail($"No test named '{test}'.");
+        if (!KnownTests.Contains(test)) throw Fail($"No test named '{test}' found.");
         return ApplyTest(test, x, args.Skip(from + 1).ToList());
     }
 
@@ -296,8 +326,16 @@ internal sealed partial class JinjaInterpreter
         return sb.ToString();
     }
 
+    private static readonly HashSet<string> TestsWithOneArgument = new(StringComparer.Ordinal)
+    {
+        "divisibleby", "eq", "equalto", "==", "ne", "!=", "lt", "lessthan", "<", "le", "<=", "gt", "greaterthan", ">", "ge", ">=", "in", "sameas",
+    };
+
     private bool ApplyTest(string name, object? v, List<object?> args)
     {
+        if (!KnownTests.Contains(name)) throw Fail($"No test named '{name}' found.");
+        int want = TestsWithOneArgument.Contains(name) ? 1 : 0;
+        if (args.Count != want) throw Fail($"the test '{name}' takes {want} argument(s), {args.Count} given");
         object? a0 = args.Count > 0 ? args[0] : null;
         switch (name)
         {
@@ -313,8 +351,8 @@ internal sealed partial class JinjaInterpreter
             case "float": return v is double;
             case "mapping": return v is Dictionary<string, object?>;
             case "iterable": return v is string or List<object?> or JinjaTuple or Dictionary<string, object?> or JinjaUndefined;
-            case "sequence": return v is string or List<object?> or JinjaTuple or Dictionary<string, object?>;
-            case "callable": return v is JinjaCallable;
+            case "sequence": return v is string or List<object?> or JinjaTuple or Dictionary<string, object?> or JinjaUndefined;
+            case "callable": return v is JinjaCallable or JinjaUndefined;
             case "lower": return v is string sl && sl == sl.ToLowerInvariant();
             case "upper": return v is string su && su == su.ToUpperInvariant();
             case "even": return JinjaValues.ToLong(RequireNumber(v)) % 2 == 0;
@@ -335,7 +373,7 @@ internal sealed partial class JinjaInterpreter
             case "sameas":
                 return v is null || a0 is null || v is bool || a0 is bool ? Equals(v, a0) && v?.GetType() == a0?.GetType() : ReferenceEquals(v, a0)
                     || v is long x && a0 is long y && x == y && x is >= -5 and <= 256;
-            default: throw Fail($"No test named '{name}'.");
+            default: throw Fail($"No test named '{name}' found.");
         }
     }
 
@@ -346,9 +384,9 @@ internal sealed partial class JinjaInterpreter
 
     private JinjaCallable? StringMethod(string s, string name) => name switch
     {
-        "strip" => (a, _) => PyStrip(s, a.Count > 0 ? a[0] as string : null, true, true),
-        "lstrip" => (a, _) => PyStrip(s, a.Count > 0 ? a[0] as string : null, true, false),
-        "rstrip" => (a, _) => PyStrip(s, a.Count > 0 ? a[0] as string : null, false, true),
+        "strip" => (a, _) => PyStrip(s, StripChars(a, name), true, true),
+        "lstrip" => (a, _) => PyStrip(s, StripChars(a, name), true, false),
+        "rstrip" => (a, _) => PyStrip(s, StripChars(a, name), false, true),
         "upper" => (_, _) => s.ToUpperInvariant(),
         "lower" => (_, _) => s.ToLowerInvariant(),
         "title" => (_, _) => PyTitle(s),
@@ -370,6 +408,13 @@ internal sealed partial class JinjaInterpreter
         "isupper" => (_, _) => s.Any(char.IsLetter) && s == s.ToUpperInvariant(),
         "islower" => (_, _) => s.Any(char.IsLetter) && s == s.ToLowerInvariant(),
         _ => null,
+    };
+
+    private static string? StripChars(List<object?> a, string method) => a.Count switch
+    {
+        0 => null,
+        1 => a[0] is null ? null : a[0] as string ?? throw Fail($"{method} arg must be None or str"),
+        _ => throw Fail($"{method} expected at most 1 argument, got {a.Count}"),
     };
 
     private static int CountOf(string s, string t)

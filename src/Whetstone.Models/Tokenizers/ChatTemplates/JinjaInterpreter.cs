@@ -67,10 +67,19 @@ internal sealed partial class JinjaInterpreter
         var root = new Scope(globals);
         foreach (var (k, v) in variables) root.Vars[k] = v;
         var sb = new StringBuilder();
-        var flow = it.ExecBody(template, root, sb);
+        Flow flow;
+        try { flow = it.ExecBody(template, root, sb); }
+        catch (InsufficientExecutionStackException) { throw new ChatTemplateException("the template recursed too deeply to render"); }
+        catch (Exception e) when (e is not ChatTemplateException)
+        {
+            throw new ChatTemplateException($"{InternalError}{e.GetType().Name}: {e.Message}", e);
+        }
         if (flow != Flow.Normal) throw new ChatTemplateException("'break' or 'continue' outside a loop");
         return sb.ToString();
     }
+
+    /// <summary>How a failure of the interpreter itself (a bug, not the template's fault) begins its message.</summary>
+    internal const string InternalError = "internal error of the Jinja interpreter: ";
 
     /// <summary>Parses and renders a template; <paramref name="variables"/> hold .NET values (converted as <see cref="JinjaValues.FromClr"/>).</summary>
     public static string RenderSource(string source, IReadOnlyDictionary<string, object?> variables, Func<DateTime>? clock = null, JinjaLimits? limits = null)
@@ -110,6 +119,7 @@ internal sealed partial class JinjaInterpreter
 
     private Flow Exec(JinjaStmt stmt, Scope scope, StringBuilder sb)
     {
+        System.Runtime.CompilerServices.RuntimeHelpers.EnsureSufficientExecutionStack();
         try
         {
             switch (stmt)
@@ -125,8 +135,15 @@ internal sealed partial class JinjaInterpreter
                 case SetBlockStmt sb2:
                 {
                     var inner = new StringBuilder();
-                    var flow = ExecBody(sb2.Body, scope, inner);
-                    scope.Vars[sb2.Target] = inner.ToString();
+                    var flow = ExecBody(sb2.Body, new Scope(scope), inner);
+                    object? text = inner.ToString();
+                    if (sb2.Filters is not null)
+                    {
+                        var withBody = new Scope(scope);
+                        withBody.Vars[""] = text;
+                        text = Eval(sb2.Filters, withBody);
+                    }
+                    scope.Vars[sb2.Target] = text;
                     return flow;
                 }
                 case MacroStmt m: scope.Vars[m.Name] = MakeMacro(m, scope); return Flow.Normal;
@@ -143,6 +160,8 @@ internal sealed partial class JinjaInterpreter
             }
         }
         catch (JinjaRuntimeError e) { throw Located(e, stmt.Position); }
+        catch (InvalidOperationException e) { throw Located(new JinjaRuntimeError(e.Message), stmt.Position); }
+        catch (OverflowException) { throw Located(new JinjaRuntimeError("integer overflow (values beyond 64 bits are not supported)"), stmt.Position); }
     }
 
     private void ExecFor(ForStmt f, Scope scope, StringBuilder sb)
@@ -227,6 +246,7 @@ internal sealed partial class JinjaInterpreter
 
     private object? Eval(JinjaExpr e, Scope scope)
     {
+        System.Runtime.CompilerServices.RuntimeHelpers.EnsureSufficientExecutionStack();
         try { return EvalCore(e, scope); }
         catch (JinjaRuntimeError err) { throw Located(err, e.Position); }
         catch (InvalidOperationException err) { throw Located(new JinjaRuntimeError(err.Message), e.Position); }
@@ -446,7 +466,9 @@ internal sealed partial class JinjaInterpreter
                 return s.Contains(t, StringComparison.Ordinal);
             case List<object?> l: return l.Exists(x => JinjaValues.Equal(x, item));
             case JinjaTuple tu: return tu.Items.Exists(x => JinjaValues.Equal(x, item));
-            case Dictionary<string, object?> d: return item is string k && d.ContainsKey(k);
+            case Dictionary<string, object?> d:
+                if (item is List<object?> or Dictionary<string, object?> or JinjaNamespace) throw Fail($"unhashable type: '{JinjaValues.TypeName(item)}'");
+                return item is string k ? d.ContainsKey(k) : item is long or bool or double or null && d.ContainsKey(JinjaValues.Str(item));
             case JinjaUndefined: return false;
             default: throw Fail($"argument of type '{JinjaValues.TypeName(container)}' is not iterable");
         }
@@ -582,7 +604,8 @@ internal sealed partial class JinjaInterpreter
                         : new JinjaUndefined($"'{JinjaValues.TypeName(obj)} object' has no element {JinjaValues.Str(key)}");
                 }
                 if (key is string name) return GetAttr(obj, name);
-                throw Fail($"{JinjaValues.TypeName(obj)} indices must be integers or slices, not {JinjaValues.TypeName(key)}");
+                // jinja2's getitem turns the TypeError into Undefined
+                return new JinjaUndefined($"'{JinjaValues.TypeName(obj)} object' has no element {JinjaValues.Repr(key)}");
             }
             default:
                 return key is string n2 ? GetAttr(obj, n2) : new JinjaUndefined($"'{JinjaValues.TypeName(obj)} object' has no element {JinjaValues.Str(key)}");
@@ -592,13 +615,15 @@ internal sealed partial class JinjaInterpreter
     private static object? Slice(object? obj, object? start, object? stop, object? step)
     {
         if (obj is JinjaUndefined u) throw Fail(u.Hint);
-        List<object?> items = obj switch
+        List<object?>? items = obj switch
         {
             List<object?> l => l,
             JinjaTuple t => t.Items,
             string s => Iterate(s),
-            _ => throw Fail($"'{JinjaValues.TypeName(obj)}' object is not subscriptable"),
+            _ => null,
         };
+        // slicing a number, bool or None: Undefined, as jinja2 gives for constants (it raises TypeError for variables)
+        if (items is null) return new JinjaUndefined($"'{JinjaValues.TypeName(obj)} object' has no element slice");
         long n = items.Count;
         long st = step is null ? 1 : IndexArg(step);
         if (st == 0) throw Fail("slice step cannot be zero");
@@ -703,6 +728,8 @@ internal sealed partial class JinjaInterpreter
                 'y' => Pad(t.Year % 100, 2),
                 'H' => Pad(t.Hour, 2),
                 'I' => Pad(t.Hour % 12 == 0 ? 12 : t.Hour % 12, 2),
+                'l' => (t.Hour % 12 == 0 ? 12 : t.Hour % 12).ToString(inv).PadLeft(2),
+                'k' => t.Hour.ToString(inv).PadLeft(2),
                 'M' => Pad(t.Minute, 2),
                 'S' => Pad(t.Second, 2),
                 'f' => (t.Ticks % TimeSpan.TicksPerSecond / 10).ToString("000000", inv),

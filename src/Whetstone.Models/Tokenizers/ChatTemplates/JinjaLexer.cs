@@ -41,11 +41,23 @@ internal sealed class JinjaLexer
         return (idx + 1, position - lineStarts[idx] + 1);
     }
 
+    /// <summary>
+    /// Tokenizes after Jinja's source normalization: "\r\n" and "\r" become "\n", and one trailing newline is dropped
+    /// (keep_trailing_newline=False).
+    /// </summary>
     public static (List<JinjaToken> Tokens, int[] LineStarts) Tokenize(string src, bool trimBlocks = true, bool lstripBlocks = true)
     {
+        src = Normalize(src);
         var lx = new JinjaLexer(src, trimBlocks, lstripBlocks);
         lx.Run();
         return (lx._tokens, lx._lineStarts);
+    }
+
+    /// <summary>The source as Jinja's lexer sees it (newlines normalized, one trailing newline removed).</summary>
+    public static string Normalize(string src)
+    {
+        if (src.Contains('\r', StringComparison.Ordinal)) src = src.Replace("\r\n", "\n", StringComparison.Ordinal).Replace('\r', '\n');
+        return src.EndsWith('\n') ? src[..^1] : src;
     }
 
     private ChatTemplateException Error(string reason, int position)
@@ -78,10 +90,43 @@ internal sealed class JinjaLexer
             }
             if (text.Length > 0) _tokens.Add(new(JinjaTokenKind.Text, text, textPos));
             _pos = tag + 2 + (sign != '\0' ? 1 : 0);
+            if (kind == '%' && RawBegin.Match(_src, _pos) is { Success: true } raw)
+            {
+                _pos += raw.Length;
+                lineStarting = LexRaw(tag, raw.Length > 0 && _src[_pos - 1] == '\n');
+                continue;
+            }
             if (kind == '#') lineStarting = LexComment(tag);
             else lineStarting = LexTag(tag, kind == '{');
         }
         _tokens.Add(new(JinjaTokenKind.End, "", _src.Length));
+    }
+
+    private static readonly System.Text.RegularExpressions.Regex RawBegin = new(@"\G\s*raw\s*(?:-%\}\s*|%\})");
+    private static readonly System.Text.RegularExpressions.Regex RawEnd = new(@"\{%(-|\+|)\s*endraw\s*(\+%\}|-%\}\s*|%\})");
+
+    /// <summary>
+    /// <c>{% raw %}…{% endraw %}</c>: the content is text, with the end tag's whitespace control (and lstrip_blocks)
+    /// applied to it; returns whether what was consumed ended with a newline.
+    /// </summary>
+    private bool LexRaw(int tag, bool lineStarting)
+    {
+        var end = RawEnd.Match(_src, _pos);
+        if (!end.Success) throw Error("unclosed raw block: expected '{% endraw %}'", tag);
+        string text = _src[_pos..end.Index];
+        string sign = end.Groups[1].Value;
+        if (sign == "-") text = text.TrimEnd();
+        else if (sign != "+" && _lstripBlocks)
+        {
+            int lpos = text.LastIndexOf('\n') + 1;
+            if ((lpos > 0 || lineStarting) && lpos < text.Length && IsAllWhitespace(text, lpos)) text = text[..lpos];
+        }
+        if (text.Length > 0) _tokens.Add(new(JinjaTokenKind.Text, text, _pos));
+        _pos = end.Index + end.Length;
+        string close = end.Groups[2].Value;
+        bool consumedNewline = close.Length > 0 && close[^1] == '\n';
+        if (close == "%}" && _trimBlocks && _pos < _src.Length && _src[_pos] == '\n') { _pos++; consumedNewline = true; }
+        return consumedNewline;
     }
 
     private static bool IsAllWhitespace(string s, int from)
@@ -105,6 +150,7 @@ internal sealed class JinjaLexer
     /// <summary>Skips a comment; returns whether what it consumed ended with a newline.</summary>
     private bool LexComment(int tag)
     {
+        if (_pos >= _src.Length) return false; // "{#" ending the template: jinja2 lets it pass as an empty comment
         int end = _src.IndexOf("#}", _pos, StringComparison.Ordinal);
         if (end < 0) throw Error("unclosed comment: expected '#}'", tag);
         bool strip = end > _pos && _src[end - 1] == '-';
@@ -142,7 +188,7 @@ internal sealed class JinjaLexer
                     _pos += 2;
                     return AfterEnd(false, false, !variable);
                 }
-                if (_src[_pos] is '-' or '+' && string.CompareOrdinal(_src, _pos + 1, close, 0, 2) == 0)
+                if ((_src[_pos] == '-' || _src[_pos] == '+' && !variable) && string.CompareOrdinal(_src, _pos + 1, close, 0, 2) == 0)
                 {
                     char sign = _src[_pos];
                     _tokens.Add(new(variable ? JinjaTokenKind.VariableEnd : JinjaTokenKind.BlockEnd, "", _pos));
@@ -152,9 +198,9 @@ internal sealed class JinjaLexer
             }
             char c = _src[_pos];
             int p = _pos;
-            if (char.IsAsciiLetter(c) || c == '_')
+            if (char.IsLetter(c) || c == '_')
             {
-                while (_pos < _src.Length && (char.IsAsciiLetterOrDigit(_src[_pos]) || _src[_pos] == '_')) _pos++;
+                while (_pos < _src.Length && (char.IsLetterOrDigit(_src[_pos]) || _src[_pos] == '_')) _pos++;
                 _tokens.Add(new(JinjaTokenKind.Name, _src[p.._pos], p));
             }
             else if (char.IsAsciiDigit(c)) LexNumber();
@@ -182,6 +228,13 @@ internal sealed class JinjaLexer
     {
         int p = _pos;
         bool isFloat = false;
+        if (_src[_pos] == '0' && _pos + 1 < _src.Length && (char.IsAsciiDigit(_src[_pos + 1]) || _src[_pos + 1] == '_'))
+        {
+            while (_pos < _src.Length && (_src[_pos] == '0' || _src[_pos] == '_' && _pos + 1 < _src.Length && _src[_pos + 1] == '0')) _pos++;
+            if (_pos < _src.Length && char.IsAsciiDigit(_src[_pos])) throw Error("invalid integer literal: leading zeros are not allowed", p);
+            _tokens.Add(new(JinjaTokenKind.Integer, "0", p));
+            return;
+        }
         void Digits() { while (_pos < _src.Length && (char.IsAsciiDigit(_src[_pos]) || _src[_pos] == '_' && _pos + 1 < _src.Length && char.IsAsciiDigit(_src[_pos + 1]))) _pos++; }
         Digits();
         if (_pos + 1 < _src.Length && _src[_pos] == '.' && char.IsAsciiDigit(_src[_pos + 1])) { isFloat = true; _pos++; Digits(); }
@@ -223,7 +276,14 @@ internal sealed class JinjaLexer
                 case 'b': sb.Append('\b'); break;
                 case 'f': sb.Append('\f'); break;
                 case 'v': sb.Append('\v'); break;
-                case '0': sb.Append('\0'); break;
+                case >= '0' and <= '7':
+                {
+                    // Python's octal escape: up to three digits
+                    int v = e - '0', n = 1;
+                    while (n < 3 && _pos < _src.Length && _src[_pos] is >= '0' and <= '7') { v = v * 8 + (_src[_pos] - '0'); _pos++; n++; }
+                    sb.Append((char)v);
+                    break;
+                }
                 case '\n': break;
                 case 'x': sb.Append(HexEscape(2, start)); break;
                 case 'u': sb.Append(HexEscape(4, start)); break;

@@ -14,6 +14,7 @@ internal sealed class JinjaParser
     private readonly int[] _lineStarts;
     private int _i;
     private int _depth;
+    private int _loopDepth;
 
     private JinjaParser(List<JinjaToken> tokens, int[] lineStarts)
     {
@@ -23,11 +24,24 @@ internal sealed class JinjaParser
 
     public static IReadOnlyList<JinjaStmt> Parse(string source, out int[] lineStarts)
     {
-        var (tokens, starts) = JinjaLexer.Tokenize(source);
-        lineStarts = starts;
-        var p = new JinjaParser(tokens, starts);
-        var (body, _) = p.ParseBody([]);
-        return body;
+        lineStarts = [0];
+        try
+        {
+            var (tokens, starts) = JinjaLexer.Tokenize(source);
+            lineStarts = starts;
+            var p = new JinjaParser(tokens, starts);
+            var (body, _) = p.ParseBody([]);
+            foreach (var stmt in body) p.CheckNames(stmt, conditional: false);
+            return body;
+        }
+        catch (InsufficientExecutionStackException)
+        {
+            throw new ChatTemplateException("the template is nested too deeply to parse");
+        }
+        catch (Exception e) when (e is not ChatTemplateException)
+        {
+            throw new ChatTemplateException($"{JinjaInterpreter.InternalError}{e.GetType().Name}: {e.Message}", e);
+        }
     }
 
     private JinjaToken Cur => _tokens[_i];
@@ -91,6 +105,8 @@ internal sealed class JinjaParser
 
     private (List<JinjaStmt> Body, string? End) ParseBody(string[] ends, int openedAt = -1, string? opener = null)
     {
+        System.Runtime.CompilerServices.RuntimeHelpers.EnsureSufficientExecutionStack();
+        if (_open.Count >= MaxDepth) throw Error($"tags nested deeper than {MaxDepth} levels", openedAt);
         if (opener is not null) _open.Push((opener, openedAt, ends[0]));
         try { return ParseBodyCore(ends, openedAt, opener); }
         finally { if (opener is not null) _open.Pop(); }
@@ -145,6 +161,7 @@ internal sealed class JinjaParser
             case "macro": return ParseMacro(position);
             case "break":
             case "continue":
+                if (_loopDepth == 0) throw Error($"'{nameTok.Value}' outside a loop", nameTok.Position);
                 ExpectBlockEnd(nameTok.Value);
                 return new LoopControlStmt(nameTok.Value == "break", position);
             case "generation":
@@ -164,7 +181,7 @@ internal sealed class JinjaParser
                 ExpectBlockEnd("endfilter");
                 return new BlockStmt(body, filter, position);
             }
-            case "call" or "include" or "import" or "from" or "extends" or "block" or "raw" or "with" or "autoescape" or "do":
+            case "call" or "include" or "import" or "from" or "extends" or "block" or "with" or "autoescape" or "do":
                 throw Error($"the '{nameTok.Value}' tag is not supported by this Jinja subset", nameTok.Position);
             case "endfor" or "endif" or "endset" or "endmacro" or "else" or "elif" or "endgeneration" or "endfilter":
                 if (_open.Count == 0) throw Error($"unexpected '{nameTok.Value}': no open tag it could close", nameTok.Position);
@@ -186,7 +203,9 @@ internal sealed class JinjaParser
         if (SkipName("if")) filter = ParseExpression();
         if (IsName("recursive")) throw Error("recursive loops are not supported by this Jinja subset", Cur.Position);
         ExpectBlockEnd("for");
+        _loopDepth++;
         var (body, end) = ParseBody(["endfor", "else"], position, "for");
+        _loopDepth--;
         List<JinjaStmt>? elseBody = null;
         if (end == "else")
         {
@@ -201,13 +220,13 @@ internal sealed class JinjaParser
     {
         var branches = new List<(JinjaExpr, IReadOnlyList<JinjaStmt>)>();
         List<JinjaStmt>? elseBody = null;
-        var test = ParseTupleOrExpression();
+        var test = ParseNoCondTuple();
         while (true)
         {
             ExpectBlockEnd("if");
             var (body, end) = ParseBody(["elif", "else", "endif"], position, "if");
             branches.Add((test, body));
-            if (end == "elif") { test = ParseTupleOrExpression(); continue; }
+            if (end == "elif") { test = ParseNoCondTuple(); continue; }
             if (end == "else")
             {
                 ExpectBlockEnd("else");
@@ -230,11 +249,14 @@ internal sealed class JinjaParser
             ExpectBlockEnd("set");
             return new SetStmt(targets, attr, value, position);
         }
-        if (attr is not null || targets.Count > 1) throw Error($"expected '=' in the 'set' tag, found {Describe(Cur)}", Cur.Position);
+        if (attr is not null || targets.Count > 1 || Cur.Kind != JinjaTokenKind.BlockEnd && !IsOp("|"))
+            throw Error($"expected '=' or '%}}' in the 'set' tag, found {Describe(Cur)}", Cur.Position);
+        // filters apply to the body's text, which the evaluator binds to the name "" before running them
+        JinjaExpr? filters = IsOp("|") ? ParseFilterExpr(new NameExpr("", Cur.Position)) : null;
         ExpectBlockEnd("set");
         var (body, _) = ParseBody(["endset"], position, "set");
         ExpectBlockEnd("endset");
-        return new SetBlockStmt(targets[0], body, position);
+        return new SetBlockStmt(targets[0], body, filters, position);
     }
 
     private JinjaStmt ParseMacro(int position)
@@ -257,8 +279,10 @@ internal sealed class JinjaParser
         }
         _i++;
         ExpectBlockEnd("macro");
+        int loops = _loopDepth;
+        _loopDepth = 0;
         var (body, _) = ParseBody(["endmacro"], position, "macro");
-        if (Cur.Kind == JinjaTokenKind.Name) _i++;
+        _loopDepth = loops;
         ExpectBlockEnd("endmacro");
         return new MacroStmt(name, ps, defaults, body, position);
     }
@@ -287,13 +311,14 @@ internal sealed class JinjaParser
         var first = ParseOr();
         if (!IsOp(",")) return first;
         var items = new List<JinjaExpr> { first };
-        while (SkipOp(",")) items.Add(ParseOr());
+        while (SkipOp(",") && Cur.Kind != JinjaTokenKind.BlockEnd && !IsName("if")) items.Add(ParseOr());
         return new ListExpr(items, IsTuple: true, pos);
     }
 
     private JinjaExpr ParseExpression()
     {
         if (++_depth > MaxDepth) throw Error($"expression nested deeper than {MaxDepth} levels", Cur.Position);
+        System.Runtime.CompilerServices.RuntimeHelpers.EnsureSufficientExecutionStack();
         try
         {
             var expr = ParseOr();
@@ -511,7 +536,15 @@ internal sealed class JinjaParser
     {
         int p = Next().Position;
         JinjaExpr? start = null, stop = null, step = null;
+        if (SkipOp("]")) return new ItemExpr(node, new ListExpr([], IsTuple: true, p), p);
         if (!IsOp(":")) start = ParseExpression();
+        if (start is not null && IsOp(","))
+        {
+            var items = new List<JinjaExpr> { start };
+            while (SkipOp(",") && !IsOp("]")) items.Add(ParseExpression());
+            ExpectOp("]", "to close the subscript");
+            return new ItemExpr(node, new ListExpr(items, IsTuple: true, start.Position), p);
+        }
         if (SkipOp(":"))
         {
             if (!IsOp(":") && !IsOp("]")) stop = ParseExpression();
@@ -534,9 +567,10 @@ internal sealed class JinjaParser
             if (IsOp(")")) break;
             if (Cur.Kind == JinjaTokenKind.Name && _tokens[_i + 1].Kind == JinjaTokenKind.Operator && _tokens[_i + 1].Value == "=")
             {
-                string name = Next().Value;
+                var nameTok = Next();
                 _i++;
-                kwargs.Add((name, ParseExpression()));
+                if (kwargs.Exists(k => k.Item1 == nameTok.Value)) throw Error($"keyword argument repeated: {nameTok.Value}", nameTok.Position);
+                kwargs.Add((nameTok.Value, ParseExpression()));
             }
             else
             {
@@ -560,10 +594,10 @@ internal sealed class JinjaParser
         {
             if (IsOp("|"))
             {
-                int p = Next().Position;
-                int namePos = Cur.Position;
+                _i++;
+                int p = Cur.Position;
                 string name = ExpectName("after '|'");
-                if (!JinjaInterpreter.KnownFilters.Contains(name)) throw Error($"No filter named '{name}'.", namePos);
+                while (IsOp(".") && _tokens[_i + 1].Kind == JinjaTokenKind.Name) { _i++; name += "." + Next().Value; }
                 if (IsOp("("))
                 {
                     var (args, kwargs) = ParseArgs();
@@ -575,9 +609,8 @@ internal sealed class JinjaParser
             {
                 int p = Next().Position;
                 bool negated = SkipName("not");
-                int namePos = Cur.Position;
                 string name = ExpectName("after 'is'");
-                if (!JinjaInterpreter.KnownTests.Contains(name)) throw Error($"No test named '{name}'.", namePos);
+                while (IsOp(".") && _tokens[_i + 1].Kind == JinjaTokenKind.Name) { _i++; name += "." + Next().Value; }
                 List<JinjaExpr> args = [];
                 if (IsOp("("))
                 {
@@ -595,6 +628,87 @@ internal sealed class JinjaParser
             }
             else if (IsOp("(")) node = ParseCall(node);
             else return node;
+        }
+    }
+
+    // ---- names of filters and tests ----
+    // jinja2 refuses an unknown filter or test when it compiles the template, except inside conditional code (an if
+    // statement's test and branches, either side of `a if b else c`), where the check waits until it runs; a for
+    // loop, macro or set block opens a new frame that is checked again.
+
+    private void CheckNames(JinjaStmt stmt, bool conditional)
+    {
+        switch (stmt)
+        {
+            case OutputStmt o: CheckNames(o.Expr, conditional); break;
+            case IfStmt i:
+                foreach (var (test, body) in i.Branches)
+                {
+                    CheckNames(test, true);
+                    foreach (var x in body) CheckNames(x, true);
+                }
+                if (i.Else is not null) foreach (var x in i.Else) CheckNames(x, true);
+                break;
+            case ForStmt f:
+                CheckNames(f.Iterable, conditional);
+                if (f.Filter is not null) CheckNames(f.Filter, false);
+                foreach (var x in f.Body) CheckNames(x, false);
+                if (f.Else is not null) foreach (var x in f.Else) CheckNames(x, false);
+                break;
+            case SetStmt set: CheckNames(set.Value, conditional); break;
+            case SetBlockStmt sb:
+                if (sb.Filters is not null) CheckNames(sb.Filters, conditional);
+                foreach (var x in sb.Body) CheckNames(x, false);
+                break;
+            case MacroStmt m:
+                foreach (var d in m.Defaults) if (d is not null) CheckNames(d, false);
+                foreach (var x in m.Body) CheckNames(x, false);
+                break;
+            case BlockStmt b: foreach (var x in b.Body) CheckNames(x, false); break;
+        }
+    }
+
+    private void CheckNames(JinjaExpr e, bool conditional)
+    {
+        switch (e)
+        {
+            case FilterExpr f:
+                if (!conditional && !JinjaInterpreter.KnownFilters.Contains(f.Name)) throw Error($"No filter named '{f.Name}'.", f.Position);
+                CheckNames(f.Target, conditional);
+                foreach (var a in f.Args) CheckNames(a, conditional);
+                foreach (var (_, a) in f.Kwargs) CheckNames(a, conditional);
+                break;
+            case TestExpr t:
+                if (!conditional && !JinjaInterpreter.KnownTests.Contains(t.Name)) throw Error($"No test named '{t.Name}'.", t.Position);
+                CheckNames(t.Target, conditional);
+                foreach (var a in t.Args) CheckNames(a, conditional);
+                break;
+            case CondExpr c:
+                CheckNames(c.Test, true);
+                CheckNames(c.Then, true);
+                if (c.Else is not null) CheckNames(c.Else, true);
+                break;
+            case ListExpr l: foreach (var x in l.Items) CheckNames(x, conditional); break;
+            case DictExpr d: foreach (var (k, v) in d.Pairs) { CheckNames(k, conditional); CheckNames(v, conditional); } break;
+            case AttrExpr a: CheckNames(a.Target, conditional); break;
+            case ItemExpr i: CheckNames(i.Target, conditional); CheckNames(i.Index, conditional); break;
+            case SliceExpr s:
+                CheckNames(s.Target, conditional);
+                if (s.Start is not null) CheckNames(s.Start, conditional);
+                if (s.Stop is not null) CheckNames(s.Stop, conditional);
+                if (s.Step is not null) CheckNames(s.Step, conditional);
+                break;
+            case CallExpr c:
+                CheckNames(c.Callee, conditional);
+                foreach (var a in c.Args) CheckNames(a, conditional);
+                foreach (var (_, a) in c.Kwargs) CheckNames(a, conditional);
+                break;
+            case UnaryExpr u: CheckNames(u.Operand, conditional); break;
+            case BinaryExpr b: CheckNames(b.Left, conditional); CheckNames(b.Right, conditional); break;
+            case CompareExpr c:
+                CheckNames(c.First, conditional);
+                foreach (var (_, x) in c.Rest) CheckNames(x, conditional);
+                break;
         }
     }
 }

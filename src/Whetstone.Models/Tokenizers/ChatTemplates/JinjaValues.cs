@@ -123,7 +123,8 @@ internal static class JinjaValues
                 AppendRepr(sb, ns.Attributes, depth + 1);
                 sb.Append('>');
                 break;
-            case JinjaLoop: sb.Append("<LoopContext>"); break;
+            case JinjaLoop loop: sb.Append("<LoopContext ").Append(loop.Index0 + 1).Append('/').Append(loop.Items.Count).Append('>'); break;
+            case JinjaUndefined: sb.Append("Undefined"); break;
             case JinjaCallable: sb.Append("<function>"); break;
             default: sb.Append(Str(v)); break;
         }
@@ -342,10 +343,18 @@ internal static class JinjaValues
             case short sh: return (long)sh;
             case byte by: return (long)by;
             case uint ui: return (long)ui;
+            case sbyte sb: return (long)sb;
+            case ushort us: return (long)us;
+            case ulong ul: return ul <= long.MaxValue ? (object)(long)ul : (double)ul;
             case float f: return (double)f;
             case decimal m: return (double)m;
             case JsonElement e: return FromJson(e, depth);
-            case List<object?> l when depth > 0 || true:
+            case System.Text.Json.Nodes.JsonNode node:
+            {
+                using var doc = JsonDocument.Parse(node.ToJsonString());
+                return FromJson(doc.RootElement, depth);
+            }
+            case List<object?> l:
             {
                 var r = new List<object?>(l.Count);
                 foreach (var x in l) r.Add(FromClr(x, depth + 1));
