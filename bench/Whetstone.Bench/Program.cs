@@ -13,6 +13,7 @@ internal static class Program
         ["checkpoint"] = ("Resume checkpoints: bert-base + AdamW write/verify-read vs its own load, and the quickstart top-blocks run's per-epoch share [bert-base|epoch|all] [--reps N] [--epochs N]", CheckpointBench.Run),
         ["resnet18"] = ("ResNet-18 (ML.NET ONNX) frozen-backbone feature pass vs ONNX Runtime, images/s [--batch 32] [--threads 2] [--reps N] [--size 224] [--no-ref]", ResNet18Bench.Run),
         ["encoder-ops"] = ("MiniLM layer ops alone (GELU, attention, residual LayerNorm, FFN linears), forward and forward+backward [--reps N] [--threads N]", EncoderOpsBench.Run),
+        ["generate"] = ("Greedy generation with the KV cache, GPT-2 small shape (124M), batch 1: tokens/s and ms/token early vs late, beside PyTorch eager with a KV cache (bench/peer/gpt2_generate.py) [--prompt 16] [--new 1000] [--threads 2] [--no-peer]", GenerateBench.Run),
         ["gemm-parts"] = ("GEMM pieces alone: micro-kernel GFLOP/s on cached panels, packing rates [--kernel 14x32] [--mc N --kc N]", GemmBench.Parts),
     };
 

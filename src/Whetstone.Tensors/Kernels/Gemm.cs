@@ -94,8 +94,37 @@ internal static unsafe partial class Gemm
     {
         if (m <= 0 || n <= 0) return;
         if (k <= 0 || alpha == 0) { ScaleC(m, n, beta, c, ldc); return; }
+        if (!transA && transB && m <= GemvRows) { Gemv(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, default); return; }
         int threads = (long)m * n * k < ParallelThreshold ? 1 : Par.Threads;
         Packed(ForRows(m), threads, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    }
+
+    /// <summary>
+    /// With at most this many rows of A and B read as [n, k] rows (transB: a weight matrix [out, in]), C is a few
+    /// matrix-vector products: dot products over B in place, each weight read once and not packed — what a decoder's
+    /// one-token generation steps are.
+    /// </summary>
+    internal const int GemvRows = 2;
+
+    /// <summary>C[i, j] = alpha·A[i, :]·B[j, :] + beta·C[i, j] for i &lt; m ≤ <see cref="GemvRows"/>, then the epilogue; parallel over j.</summary>
+    private static void Gemv(int m, int n, int k, float alpha, float* a, int lda, float* b, int ldb, float beta, float* c, int ldc, Epilogue epi)
+    {
+        int grain = Math.Max(16, (int)Math.Min(n, (1L << 16) / Math.Max(1, k)));
+        if ((long)n * k < ParallelThreshold) grain = n;
+        Par.For(n, grain, (s, e) =>
+        {
+            for (int j = s; j < e; j++)
+            {
+                var bj = new ReadOnlySpan<float>(b + (long)j * ldb, k);
+                for (int i = 0; i < m; i++)
+                {
+                    float d = alpha * System.Numerics.Tensors.TensorPrimitives.Dot(new ReadOnlySpan<float>(a + (long)i * lda, k), bj);
+                    float* ci = c + (long)i * ldc + j;
+                    *ci = beta == 0 ? d : d + beta * *ci;
+                }
+            }
+            if (epi.Any) epi.Tile(c + s, ldc, epi.Act == null ? null : epi.Act + s, m, e - s, s);
+        });
     }
 
     /// <summary>What to do with each finished tile of C while it is still in L1.</summary>
@@ -111,6 +140,7 @@ internal static unsafe partial class Gemm
     {
         if (m <= 0 || n <= 0) return;
         if (k <= 0) throw new ArgumentOutOfRangeException(nameof(k), "RunWithEpilogue needs k ≥ 1.");
+        if (!transA && transB && m <= GemvRows) { Gemv(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, new Epilogue(bias, activation, act)); return; }
         int threads = (long)m * n * k < ParallelThreshold ? 1 : Par.Threads;
         Packed(ForRows(m), threads, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, new Epilogue(bias, activation, act));
     }
