@@ -26,7 +26,8 @@ internal static class EncoderStepBench
     {
         "bert" => (BertConfig.Base, 8, 128, "bert-base"),
         "minilm" => (BertConfig.Base with { HiddenSize = 384, NumHiddenLayers = 6, NumAttentionHeads = 12, IntermediateSize = 1536 }, 32, 128, "minilm"),
-        _ => throw new ArgumentException($"unknown model {model} (bert, minilm)"),
+        "gpt2" => (BertConfig.Base, 4, 256, "gpt2-small"),   // a decoder: the BERT config is unused (see ChildGpt2)
+        _ => throw new ArgumentException($"unknown model {model} (bert, minilm, gpt2)"),
     };
 
     public static void Run(string[] args)
@@ -38,12 +39,13 @@ internal static class EncoderStepBench
         if (args.Length >= 3 && args[0] == "--child")
         {
             Tensors.Autograd.OpProfile.Enabled = args.Contains("--profile");
-            Child(shape.Config, batch, seq, args[1], int.Parse(args[2]), Opt(args, "--iters", 5), Opt(args, "--warmup", 2));
+            if (model == "gpt2") ChildGpt2(batch, seq, args[1], int.Parse(args[2]), Opt(args, "--iters", 5), Opt(args, "--warmup", 2));
+            else Child(shape.Config, batch, seq, args[1], int.Parse(args[2]), Opt(args, "--iters", 5), Opt(args, "--warmup", 2));
             return;
         }
 
         var modes = args.Where(a => Modes.Contains(a)).ToArray();
-        if (modes.Length == 0) modes = Modes;
+        if (modes.Length == 0) modes = model == "gpt2" ? ["full", "lora", "infer"] : Modes;
         int threads = Opt(args, "--threads", 2);
         bool peer = !args.Contains("--no-peer");
         // --rounds N: N (ours, peer) pairs in turn, so that load from other work on the machine falls on both alike;
@@ -210,21 +212,54 @@ internal static class EncoderStepBench
         var trainable = model.NamedParameters().Where(p => p.Tensor.RequiresGrad).ToList();
         var opt = trainable.Count > 0 ? new AdamW(model, lr: 1e-4) : null;   // torch.optim.AdamW(trainable, lr=1e-4): weight decay 0.01 on all
 
+        Measure(opt, () => model.Forward(ids, B, T), () => Tensor.CrossEntropy(model.Forward(ids, B, T), targets), trainable.Sum(p => (long)p.Tensor.Size), iters, warmup);
+    }
+
+    /// <summary>
+    /// GPT-2 small (124M: vocab 50257, 12 layers of 768, 12 heads, FFN 3072, tied head, dropout 0) language-model step
+    /// on B × T random tokens, next-token cross-entropy over every position; modes full, lora (r = 8 on the fused
+    /// c_attn, the peer puts r = 8 on its separate q and v), infer.
+    /// </summary>
+    private static void ChildGpt2(int B, int T, string mode, int threads, int iters, int warmup)
+    {
+        Par.Threads = threads;
+        var rng = new Rng(0);
+        var model = new Whetstone.Models.Gpt2.Gpt2LMHeadModel(new Whetstone.Models.Gpt2.Gpt2Config { ResidPdrop = 0, EmbdPdrop = 0, AttnPdrop = 0 }, rng);
+        switch (mode)
+        {
+            case "full": break;
+            case "lora": LoraInjector.Inject(model, "c_attn", rank: 8, alpha: 16, rng); break;
+            case "infer": Freeze(model); model.Eval(); break;
+            default: throw new ArgumentException($"mode {mode} is not a decoder mode (full, lora, infer)");
+        }
+        int v = model.VocabSize;
+        var ids = new int[B * T];
+        var targets = new int[B * T];
+        for (int i = 0; i < ids.Length; i++) { ids[i] = rng.NextInt(v); targets[i] = rng.NextInt(v); }
+        var trainable = model.NamedParameters().Where(p => p.Tensor.RequiresGrad).ToList();
+        var opt = trainable.Count > 0 ? new AdamW(model, lr: 1e-4) : null;
+        Measure(opt, () => model.Forward(ids, B, T), () => Tensor.CrossEntropy(model.Forward(ids, B, T).Reshape(B * T, v), targets),
+            trainable.Sum(p => (long)p.Tensor.Size), iters, warmup);
+    }
+
+    /// <summary>Times <paramref name="iters"/> steps after <paramref name="warmup"/>: forward only without an optimiser, else loss, backward, step; prints the child's JSON.</summary>
+    private static void Measure(AdamW? opt, Func<Tensor> forward, Func<Tensor> loss, long trainableCount, int iters, int warmup)
+    {
         var parts = new List<(double Fwd, double Bwd, double Opt)>();
         void Step()
         {
             using var scope = new TensorScope();
             if (opt is null)
             {
-                using (Tensors.Autograd.Graph.NoGrad()) model.Forward(ids, B, T);
+                using (Tensors.Autograd.Graph.NoGrad()) forward();
                 return;
             }
             var sw = Stopwatch.StartNew();
             Tensors.Autograd.OpProfile.Mark();
             opt.ZeroGrad();
-            var loss = Tensor.CrossEntropy(model.Forward(ids, B, T), targets);
+            var l = loss();
             double fwd = sw.Elapsed.TotalMilliseconds;
-            loss.Backward();
+            l.Backward();
             double bwd = sw.Elapsed.TotalMilliseconds;
             opt.Step();
             parts.Add((fwd, bwd - fwd, sw.Elapsed.TotalMilliseconds - bwd));
@@ -245,7 +280,7 @@ internal static class EncoderStepBench
         {
             ["ms"] = Math.Round(sorted[sorted.Length / 2], 1),
             ["peak_rss_mb"] = Math.Round(PeakRssMb()),
-            ["params_trainable"] = trainable.Sum(p => (long)p.Tensor.Size),
+            ["params_trainable"] = trainableCount,
             ["all_ms"] = new JsonArray(times.Select(t => (JsonNode)Math.Round(t, 1)).ToArray()),
         };
         if (parts.Count > warmup)

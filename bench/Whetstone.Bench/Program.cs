@@ -8,6 +8,8 @@ internal static class Program
         ["gemm"] = ("SGEMM vs OpenBLAS cblas_sgemm, 1 and 2 threads [--threads 1,2] [--reps N] [--case NAME] [--kernel 14x32] [--mc N --kc N --nc N] [--no-ref]", GemmBench.Run),
         ["encoder-step"] = ("BERT classifier training step in 5 modes vs PyTorch (../shared/peer) [full|top2|head|lora|infer ...] [--model bert|minilm] [--batch B] [--seq T] [--threads N] [--iters N] [--rounds N] [--no-peer]",
             a => { EncoderStepBench.Run(a[1..]); return 0; }),
+        ["decoder-step"] = ("GPT-2 small (124M) language-model training step b4x256 [full|lora|infer ...] vs PyTorch (../shared/peer models.py gpt2) [--batch B] [--seq T] [--threads N] [--iters N] [--rounds N] [--no-peer]",
+            a => { EncoderStepBench.Run([.. a[1..], "--model", "gpt2"]); return 0; }),
         ["load-bert"] = ("HfModel.Load of a random bert-base-shaped safetensors checkpoint (110M params, /tmp) [--reps N] [--dir PATH]", HfLoadBench.Run),
         ["tokenize"] = ("Tokenization throughput: WordPiece (bert_vocab), byte-level BPE (gpt2_bpe) and decoder tokenizers (llama3/qwen3/mistral_tokenizer) over the sentiment sentences [--threads 1,2] [--repeat N]", TokenizeBench.Run),
         ["checkpoint"] = ("Resume checkpoints: bert-base + AdamW write/verify-read vs its own load, and the quickstart top-blocks run's per-epoch share [bert-base|epoch|all] [--reps N] [--epochs N]", CheckpointBench.Run),
