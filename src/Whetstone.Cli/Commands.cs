@@ -93,6 +93,7 @@ internal static class Commands
         cmd.Options.Add(size);
         cmd.SetAction(r => Guard(r, threads, () =>
         {
+            if (LmCommands.IsLmBundle(r.GetValue(model)!)) return LmCommands.Evaluate(r.GetValue(model)!, r.GetValue(data)!, r.GetValue(format), r.GetValue(json), r.GetValue(noBefore));
             if (IsTextModel(r.GetValue(model)!)) return TextCommands.Evaluate(r.GetValue(model)!, r.GetValue(data)!, r.GetValue(format), r.GetValue(json), r.GetValue(noBefore), Labels(r.GetValue(labels)));
             var bundle = OpenImage(r.GetValue(model)!, Labels(r.GetValue(labels)), r.GetValue(size), r.GetValue(json) ? Console.Error : Console.Out);
             var path = Path.GetFullPath(r.GetValue(data)!);

@@ -80,6 +80,12 @@ public sealed class ChatCommandTests(TrainedSupportBot bot) : IClassFixture<Trai
         Assert.Equal(0, p.ExitCode);
         Assert.Contains("Yes, within 30 days.", output);
 
+        var eval = Whet("evaluate", run, "--data", "test.jsonl", "--json");
+        Assert.True(eval.Code == 0, eval.Err);
+        var scores = JsonNode.Parse(eval.Out)!;
+        Assert.True(scores["after"]!["loss"]!.GetValue<double>() < scores["before"]!["loss"]!.GetValue<double>() - 1, eval.Out);
+        Assert.True(scores["after"]!["token_accuracy"]!.GetValue<double>() > 0.6, eval.Out);
+
         var bad = Whet("generate", run, "x", "--temperature", "-1");
         Assert.Equal(1, bad.Code);
         Assert.Contains("--temperature must be ≥ 0", bad.Err);

@@ -257,12 +257,12 @@ public sealed class CausalLmTask : ITrainingTask
     }
 
     /// <summary>A right-padded batch: ids (B·T) and next-token targets (−100 where nothing is predicted).</summary>
-    private (int[] Ids, int[] Targets, int B, int T) Batch(LmDataset data, IReadOnlyList<int> indices)
+    internal static (int[] Ids, int[] Targets, int B, int T) Batch(LmDataset data, IReadOnlyList<int> indices, int padId)
     {
         int b = indices.Count, t = indices.Max(i => data.Examples[i].Ids.Length);
         var ids = new int[b * t];
         var targets = new int[b * t];
-        Array.Fill(ids, _padId);
+        Array.Fill(ids, padId);
         Array.Fill(targets, -100);
         for (int r = 0; r < b; r++)
         {
@@ -276,7 +276,7 @@ public sealed class CausalLmTask : ITrainingTask
 
     public Tensor Loss(int[] indices, int epoch)
     {
-        var (ids, targets, b, t) = Batch(TrainSet, indices);
+        var (ids, targets, b, t) = Batch(TrainSet, indices, _padId);
         if (targets.All(x => x == -100)) throw new DataException($"A training batch has no target tokens (rows {string.Join(", ", indices.Take(5))}…).");
         // right padding and causal attention: real tokens never attend to the padding, so no mask is needed
         var logits = Lm.Forward(ids, b, t);
@@ -284,23 +284,28 @@ public sealed class CausalLmTask : ITrainingTask
     }
 
     /// <summary>Loss, perplexity and token accuracy over the target tokens of <paramref name="data"/> (eval mode, no gradients).</summary>
-    public LmScore Score(LmDataset data)
+    public LmScore Score(LmDataset data) => Score(Lm, data, _padId, _cfg.Train.BatchSize);
+
+    /// <summary>Loss, perplexity and token accuracy of <paramref name="model"/> over the target tokens of <paramref name="data"/>, in batches (eval mode, no gradients).</summary>
+    public static LmScore Score(CausalLm model, LmDataset data, int padId, int batchSize)
     {
-        bool training = Lm.IsTraining;
-        Lm.Eval();
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(data);
+        bool training = model.IsTraining;
+        model.Eval();
         double nll = 0;
         long count = 0, correct = 0;
-        int bs = Math.Max(1, _cfg.Train.BatchSize);
+        int bs = Math.Max(1, batchSize);
         using (Tensors.Autograd.Graph.NoGrad())
             for (int start = 0; start < data.Examples.Count; start += bs)
             {
                 using var scope = new TensorScope();
                 var idx = Enumerable.Range(start, Math.Min(bs, data.Examples.Count - start)).ToArray();
-                var (ids, targets, b, t) = Batch(data, idx);
-                var logits = Lm.Forward(ids, b, t).Reshape(b * t, Lm.VocabSize);
+                var (ids, targets, b, t) = Batch(data, idx, padId);
+                var logits = model.Forward(ids, b, t).Reshape(b * t, model.VocabSize);
                 nll += Tensor.CrossEntropy(logits, targets, mean: false).Item();
                 var l = logits.Span;
-                int v = Lm.VocabSize;
+                int v = model.VocabSize;
                 for (int i = 0; i < targets.Length; i++)
                 {
                     if (targets[i] < 0) continue;
@@ -311,7 +316,7 @@ public sealed class CausalLmTask : ITrainingTask
                     if (best == targets[i]) correct++;
                 }
             }
-        if (training) Lm.Train();
+        if (training) model.Train();
         return new LmScore(count == 0 ? double.NaN : nll / count, count == 0 ? double.NaN : correct / (double)count, count);
     }
 
