@@ -202,12 +202,41 @@ internal static unsafe class Conv
         fixed (float* px = x) fixed (float* pw = w) fixed (float* pb = b) fixed (float* py = y)
         {
             float* ax = px, aw = pw, ab = b.IsEmpty ? null : pb, ay = py;
+            if (Winograd.Preferred(g)) { ForwardWinograd(g, ax, aw, ab, ay); return; }
             if (g.N > 1 && g.Groups == 1 && g.OHW < GroupImagesBelow) { ForwardImageGroups(g, ax, aw, ab, ay); return; }
             // image-parallel with one image per task, so a thread slowed by other load hands images over
             // (each image is computed alone, so the split does not change a bit)
             if (ImageParts(g.N) == 1) ForwardImages(g, ax, aw, ab, ay, 0, g.N);
             else Par.For(g.N, 1, (n0, n1) => ForwardImages(g, ax, aw, ab, ay, n0, n1));
         }
+    }
+
+    /// <summary>
+    /// Float forward through Winograd F(m×m, 3×3) from weights already transformed by <see cref="Winograd.TransformWeights"/>
+    /// with the same m: u (α², Cout, Cin). For callers that keep u while the weights do not change.
+    /// </summary>
+    public static void ForwardWinograd(ConvGeom g, int m, ReadOnlySpan<float> x, ReadOnlySpan<float> u, ReadOnlySpan<float> b, Span<float> y)
+    {
+        Check(g, x.Length, g.Cout * g.K, b.Length, y.Length);
+        if (u.Length < Winograd.WeightFloats(g, m)) throw new ArgumentException($"Transformed weights too short for F({m}×{m}, 3×3) of {g}.");
+        fixed (float* px = x) fixed (float* pu = u) fixed (float* pb = b) fixed (float* py = y)
+            Winograd.Forward(g, m, px, pu, b.IsEmpty ? null : pb, py);
+    }
+
+    /// <summary>3×3 stride-1 convs by Winograd F(m×m, 3×3) (<see cref="Winograd"/>), the weights transformed on each call.</summary>
+    private static void ForwardWinograd(ConvGeom g, float* x, float* w, float* b, float* y)
+    {
+        int m = Winograd.TileSize;
+        float[] u = BufferPool.Rent(Winograd.WeightFloats(g, m));
+        try
+        {
+            fixed (float* pu = u)
+            {
+                Winograd.TransformWeights(g, m, w, pu);
+                Winograd.Forward(g, m, x, pu, b, y);
+            }
+        }
+        finally { BufferPool.Return(u); }
     }
 
     private static void ForwardImages(ConvGeom g, float* x, float* w, float* b, float* y, int n0, int n1)
