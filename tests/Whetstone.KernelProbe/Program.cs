@@ -140,7 +140,7 @@ internal static class Program
             fixed (float* px = x) fixed (float* pw = w) fixed (float* pb = b) fixed (float* pu = u) fixed (float* py = y)
             {
                 Whetstone.Tensors.Kernels.Winograd.TransformWeights(g, m, pw, pu);
-                Whetstone.Tensors.Kernels.Winograd.Forward(g, m, px, pu, pb, py);
+                Whetstone.Tensors.Kernels.Winograd.Forward(g, m, px, pu, new ConvEpilogue(null, pb, false), py);
             }
             Emit($"winograd{m}.y", y);
         }

@@ -13,7 +13,7 @@ public unsafe class WinogradTests
         fixed (float* px = x) fixed (float* pw = w) fixed (float* pb = b) fixed (float* pu = u) fixed (float* py = y)
         {
             Kernels.Winograd.TransformWeights(g, m, pw, pu);
-            Kernels.Winograd.Forward(g, m, px, pu, b is null ? null : pb, py);
+            Kernels.Winograd.Forward(g, m, px, pu, new ConvEpilogue(null, b is null ? null : pb, false), py);
         }
         return y;
     }

@@ -101,10 +101,11 @@ internal static unsafe class Winograd
     // ---------------------------------------------------------------- forward
 
     /// <summary>
-    /// y (N, Cout, OH, OW) = x (N, Cin, H, W) ⊛ w + b, from the transformed weights u (α², Cout, Cin) of
-    /// <see cref="TransformWeights"/> with the same m; b (Cout) may be null. Overwrites y.
+    /// y (N, Cout, OH, OW) = epilogue(x (N, Cin, H, W) ⊛ w), from the transformed weights u (α², Cout, Cin) of
+    /// <see cref="TransformWeights"/> with the same m; the epilogue (bias, or a folded batch norm's scale and shift, and
+    /// ReLU) is applied to each output tile in registers. Overwrites y.
     /// </summary>
-    public static void Forward(ConvGeom g, int m, float* x, float* u, float* b, float* y)
+    public static void Forward(ConvGeom g, int m, float* x, float* u, ConvEpilogue epi, float* y)
     {
         CheckTile(m);
         if (!Applies(g)) throw new ArgumentException($"Winograd F({m}×{m}, 3×3) does not compute {g}.");
@@ -124,7 +125,7 @@ internal static unsafe class Winograd
                         Pad(g, s, x, n0, buf.P, 0, count * g.Cin);
                         InputTransform(g, s, buf.P, count, buf.V, 0, g.Cin);
                         Products(g, s, u, buf.V, buf.M, count * s.PerImage, 0, s.A2);
-                        OutputTransform(g, s, buf.M, b, y, n0, count, 0, g.Cout);
+                        OutputTransform(g, s, buf.M, epi, y, n0, count, 0, g.Cout);
                     }
                 }
                 finally { buf.Return(); }
@@ -146,7 +147,7 @@ internal static unsafe class Winograd
                 long t2 = System.Diagnostics.Stopwatch.GetTimestamp();
                 Par.For(s.A2, 1, (x0, x1) => Products(g, s, u, v, mm, t, x0, x1));
                 long t3 = System.Diagnostics.Stopwatch.GetTimestamp();
-                Par.For(g.Cout, 1, (o0, o1) => OutputTransform(g, s, mm, b, y, n0, count, o0, o1));
+                Par.For(g.Cout, 1, (o0, o1) => OutputTransform(g, s, mm, epi, y, n0, count, o0, o1));
                 long t4 = System.Diagnostics.Stopwatch.GetTimestamp();
                 if (PhaseTicks is { } pt) { pt[0] += t1 - t0; pt[1] += t2 - t1; pt[2] += t3 - t2; pt[3] += t4 - t3; }
             }
@@ -255,8 +256,8 @@ internal static unsafe class Winograd
                 v + (long)xi * g.Cin * s.Ld, s.Ld, 0f, mm + (long)xi * g.Cout * s.Ld, s.Ld);
     }
 
-    /// <summary>y planes of output channels [o0, o1) for images n0 .. n0 + count (M → y, plus bias).</summary>
-    private static void OutputTransform(ConvGeom g, in Sizes s, float* mm, float* b, float* y, int n0, int count, int o0, int o1)
+    /// <summary>y planes of output channels [o0, o1) for images n0 .. n0 + count (M → y, through the epilogue).</summary>
+    private static void OutputTransform(ConvGeom g, in Sizes s, float* mm, ConvEpilogue epi, float* y, int n0, int count, int o0, int o1)
     {
         long xiStride = (long)g.Cout * s.Ld;
         float* d = stackalloc float[36 * 16];
@@ -264,7 +265,7 @@ internal static unsafe class Winograd
         float* row = stackalloc float[64];
         for (int co = o0; co < o1; co++)
         {
-            float bias = b == null ? 0f : b[co];
+            float mul = epi.Scale == null ? 1f : epi.Scale[co], add = epi.Shift == null ? 0f : epi.Shift[co];
             for (int img = 0; img < count; img++)
             {
                 float* plane = y + ((long)(n0 + img) * g.Cout + co) * g.OHW;
@@ -276,7 +277,7 @@ internal static unsafe class Winograd
                         int start = s.TilesW >= 16 ? Math.Min(tw, s.TilesW - 16) : 0;
                         int t0 = (img * s.TilesH + th) * s.TilesW + start;
                         int ow0 = start * s.M, len = Math.Min(Math.Min(16, s.TilesW - start) * s.M, g.OW - ow0);
-                        TileOutput(s.M, mm + (long)co * s.Ld + t0, xiStride, bias, d, t, row, plane + (long)th * s.M * g.OW + ow0, g.OW, rows, len);
+                        TileOutput(s.M, mm + (long)co * s.Ld + t0, xiStride, mul, add, epi.Relu, d, t, row, plane + (long)th * s.M * g.OW + ow0, g.OW, rows, len);
                         if (tw + 16 >= s.TilesW) break;
                     }
                 }
@@ -356,22 +357,29 @@ internal static unsafe class Winograd
     }
 
     /// <summary>
-    /// The α² points of 16 tiles at src + ξ·srcStride → Aᵀ M A + bias, rows [0, rows) of the m×m output tiles written to
-    /// dst (rows ldy apart), the first len columns (16 tiles side by side, m columns each).
+    /// The α² points of 16 tiles at src + ξ·srcStride → (Aᵀ M A)·mul + add (then max(·, 0) with relu), rows [0, rows) of
+    /// the m×m output tiles written to dst (rows ldy apart), the first len columns (16 tiles side by side, m columns each).
+    /// mul = 1 for a plain bias: then the product is exact and only the sum rounds.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void TileOutput(int m, float* src, long srcStride, float bias, float* d, float* t, float* row, float* dst, int ldy, int rows, int len)
+    private static void TileOutput(int m, float* src, long srcStride, float mul, float add, bool relu, float* d, float* t, float* row, float* dst, int ldy, int rows, int len)
     {
         int alpha = m + 2, a2 = alpha * alpha;
         for (int xi = 0; xi < a2; xi++) Vector512.Store(Vector512.Load(src + xi * srcStride), d + xi * 16);
-        var vb = Vector512.Create(bias);
         for (int c = 0; c < alpha; c++)   // down the columns: Aᵀ M (m × α)
-            if (m == 4) OutputPoints6(d + c * 16, alpha * 16, t + c * 16, alpha * 16, Vector512<float>.Zero);
-            else OutputPoints4(d + c * 16, alpha * 16, t + c * 16, alpha * 16, Vector512<float>.Zero);
+            if (m == 4) OutputPoints6(d + c * 16, alpha * 16, t + c * 16, alpha * 16);
+            else OutputPoints4(d + c * 16, alpha * 16, t + c * 16, alpha * 16);
         float* o = d;   // reuse: m × m vectors
-        for (int i = 0; i < m; i++)       // along the rows: (Aᵀ M) A, plus the bias
-            if (m == 4) OutputPoints6(t + i * alpha * 16, 16, o + i * m * 16, 16, vb);
-            else OutputPoints4(t + i * alpha * 16, 16, o + i * m * 16, 16, vb);
+        for (int i = 0; i < m; i++)       // along the rows: (Aᵀ M) A
+            if (m == 4) OutputPoints6(t + i * alpha * 16, 16, o + i * m * 16, 16);
+            else OutputPoints4(t + i * alpha * 16, 16, o + i * m * 16, 16);
+        var vm = Vector512.Create(mul); var va = Vector512.Create(add);
+        for (int q = 0; q < m * m; q++)
+        {
+            var v = Vector512.Load(o + q * 16) * vm + va;
+            if (relu) v = Vector512.Max(v, Vector512<float>.Zero);
+            Vector512.Store(v, o + q * 16);
+        }
         for (int i = 0; i < rows; i++)
         {
             float* oi = o + i * m * 16;
@@ -443,25 +451,25 @@ internal static unsafe class Winograd
         Vector512.Store(d1 - d3, o + 3 * os);
     }
 
-    /// <summary>Aᵀ of F(4, 3): six points → four outputs, plus add.</summary>
+    /// <summary>Aᵀ of F(4, 3): six points → four outputs.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void OutputPoints6(float* m, nint s, float* o, nint os, Vector512<float> add)
+    private static void OutputPoints6(float* m, nint s, float* o, nint os)
     {
         var m0 = Vector512.Load(m); var m1 = Vector512.Load(m + s); var m2 = Vector512.Load(m + 2 * s);
         var m3 = Vector512.Load(m + 3 * s); var m4 = Vector512.Load(m + 4 * s); var m5 = Vector512.Load(m + 5 * s);
         var a = m1 + m2; var b = m1 - m2; var c = m3 + m4; var e = m3 - m4;
-        Vector512.Store(m0 + a + c + add, o);
-        Vector512.Store(Vector512.FusedMultiplyAdd(e, Vector512.Create(2f), b) + add, o + os);
-        Vector512.Store(Vector512.FusedMultiplyAdd(c, Vector512.Create(4f), a) + add, o + 2 * os);
-        Vector512.Store(Vector512.FusedMultiplyAdd(e, Vector512.Create(8f), b) + m5 + add, o + 3 * os);
+        Vector512.Store(m0 + a + c, o);
+        Vector512.Store(Vector512.FusedMultiplyAdd(e, Vector512.Create(2f), b), o + os);
+        Vector512.Store(Vector512.FusedMultiplyAdd(c, Vector512.Create(4f), a), o + 2 * os);
+        Vector512.Store(Vector512.FusedMultiplyAdd(e, Vector512.Create(8f), b) + m5, o + 3 * os);
     }
 
-    /// <summary>Aᵀ of F(2, 3): four points → two outputs, plus add.</summary>
+    /// <summary>Aᵀ of F(2, 3): four points → two outputs.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void OutputPoints4(float* m, nint s, float* o, nint os, Vector512<float> add)
+    private static void OutputPoints4(float* m, nint s, float* o, nint os)
     {
         var m0 = Vector512.Load(m); var m1 = Vector512.Load(m + s); var m2 = Vector512.Load(m + 2 * s); var m3 = Vector512.Load(m + 3 * s);
-        Vector512.Store(m0 + m1 + m2 + add, o);
-        Vector512.Store(m1 - m2 - m3 + add, o + os);
+        Vector512.Store(m0 + m1 + m2, o);
+        Vector512.Store(m1 - m2 - m3, o + os);
     }
 }

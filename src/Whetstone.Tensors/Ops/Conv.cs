@@ -27,7 +27,7 @@ public sealed partial class Tensor
         // 3×3 stride-1 weights that this pass cannot train (frozen, or no gradients recorded): Winograd from transformed
         // weights kept while the weights stay the same; trainable ones take Conv.Forward (Winograd too, transformed per call)
         if (!Graph.Needs(w) && Winograd.Preferred(g))
-            Conv.ForwardWinograd(g, Winograd.TileSize, x.Span, WinogradWeights.Get(w, g, Winograd.TileSize), b is null ? default : b.Span, y.Span);
+            Conv.ForwardWinograd(g, Winograd.TileSize, x.Span, WinogradWeights.Get(w, g, Winograd.TileSize), default, b is null ? default : b.Span, false, y.Span);
         else
             Conv.Forward<float>(g, x.Span, w.Span, b is null ? default : b.Span, y.Span);
         if (Graph.Needs(x, w, b))
@@ -41,6 +41,29 @@ public sealed partial class Tensor
                 if (b is not null && b.RequiresGrad) { db = b.GradBuffer(out fresh).Span; accB = !fresh; }
                 Conv.Backward<float>(g, x.Span, w.Span, dy.Span, dx, accX, dw, accW, db, accB);
             }, b is null ? [x, w] : [x, w, b]);
+        return y;
+    }
+
+    /// <summary>
+    /// Inference-only conv with a per-channel epilogue: y = Conv2d(x, weight)·scale[co] + shift[co], then max(y, 0) when
+    /// <paramref name="relu"/> — an eval-mode batch norm (and its ReLU) folded into the conv, one pass over y instead
+    /// of three. A conv bias belongs in the shift (b·scale + shift). Records no gradient: throws when x or the weight
+    /// would need one (the caller fuses only where nothing is trained).
+    /// </summary>
+    internal static Tensor Conv2dScaleShift(Tensor x, Tensor weight, float[]? scale, float[] shift, bool relu,
+        (int h, int w) stride, (int h, int w) padding, (int h, int w) dilation, int groups)
+    {
+        if (Graph.Needs(x, weight)) throw new InvalidOperationException("Conv2dScaleShift records no gradient; its input and weight must not need one.");
+        var g = ConvGeometry(x, weight, null, stride, padding, dilation, groups);
+        if ((scale is not null && scale.Length != g.Cout) || shift.Length != g.Cout)
+            throw new ArgumentException($"Conv2dScaleShift: scale and shift must have {g.Cout} values.");
+        x = x.Contiguous();
+        var w = weight.Contiguous();
+        var y = Empty(g.N, g.Cout, g.OH, g.OW);
+        if (Winograd.Preferred(g))
+            Conv.ForwardWinograd(g, Winograd.TileSize, x.Span, WinogradWeights.Get(w, g, Winograd.TileSize), scale, shift, relu, y.Span);
+        else
+            Conv.ForwardScaleShift(g, x.Span, w.Span, scale, shift, relu, y.Span);
         return y;
     }
 
