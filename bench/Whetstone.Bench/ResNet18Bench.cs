@@ -169,13 +169,13 @@ internal static class ResNet18Bench
                 foreach (int chunk in new[] { 64, 128, 256, 512, 1024, 1 << 20 })
                 {
                     Whetstone.Tensors.Kernels.Winograd.ChunkTiles = chunk;
-                    var tf = BenchUtil.Time(() => Whetstone.Tensors.Kernels.Winograd.Forward(g, m, ax, au, null, ay), reps);
+                    var tf = BenchUtil.Time(() => Whetstone.Tensors.Kernels.Winograd.Forward(g, m, ax, au, default, ay), reps);
                     double diff = 0, scale = 0;
                     for (int i = 0; i < y.Length; i++) { diff = Math.Max(diff, Math.Abs(y[i] - yr[i])); scale = Math.Max(scale, Math.Abs(yr[i])); }
                     if (chunk == 1 << 20)
                     {
                         var pt = Whetstone.Tensors.Kernels.Winograd.PhaseTicks = new long[4];
-                        Whetstone.Tensors.Kernels.Winograd.Forward(g, m, ax, au, null, ay);
+                        Whetstone.Tensors.Kernels.Winograd.Forward(g, m, ax, au, default, ay);
                         Whetstone.Tensors.Kernels.Winograd.PhaseTicks = null;
                         Console.WriteLine("  phases (one chunk): " + string.Join(", ", pt.Select(t => $"{t * 1000.0 / System.Diagnostics.Stopwatch.Frequency:F1} ms")));
                     }
