@@ -159,7 +159,7 @@ internal static unsafe class Winograd
     private readonly struct Sizes
     {
         public readonly int M, Alpha, A2, TilesH, TilesW, PerImage, Hp, Wp, Group, Chunks, Ld;
-        public readonly long PlaneP;
+        public readonly long PlaneP, PlaneV, PlaneM;
 
         public Sizes(ConvGeom g, int m)
         {
@@ -173,13 +173,17 @@ internal static unsafe class Winograd
             Chunks = (g.N + group - 1) / group;
             Group = (g.N + Chunks - 1) / Chunks;   // even chunks
             Ld = (Group * PerImage + 15) / 16 * 16 + 16;
+            // one point's matrix after another, one cache line apart from a multiple of 4 KiB: the transforms touch all
+            // α² of them for each 16 tiles, which would otherwise fall into the same cache sets
+            PlaneV = (long)g.Cin * Ld + 16;
+            PlaneM = (long)g.Cout * Ld + 16;
         }
 
         /// <summary>Slack after P: the lanes past a short tile row read up to 16·m + 2 floats past the row's start.</summary>
         public const int Slack = 128;
     }
 
-    /// <summary>One task's chunk buffers: P (Group, Cin, Hp, Wp), V (α², Cin, Ld), M (α², Cout, Ld).</summary>
+    /// <summary>One task's chunk buffers: P (Group, Cin, Hp, Wp), V (α², Cin, Ld), M (α², Cout, Ld) (planes PlaneV, PlaneM apart).</summary>
     private readonly struct Buffers
     {
         private readonly float[] _p, _v, _m;
@@ -187,7 +191,7 @@ internal static unsafe class Winograd
 
         public Buffers(Sizes s, ConvGeom g)
         {
-            long p = s.Group * g.Cin * s.PlaneP + Sizes.Slack, v = (long)s.A2 * g.Cin * s.Ld, m = (long)s.A2 * g.Cout * s.Ld;
+            long p = s.Group * g.Cin * s.PlaneP + Sizes.Slack, v = s.A2 * s.PlaneV, m = s.A2 * s.PlaneM;
             if (p > int.MaxValue || v > int.MaxValue || m > int.MaxValue) throw new ArgumentException($"Winograd buffers too large for {g}.");
             _p = BufferPool.Rent((int)p); _v = BufferPool.Rent((int)v); _m = BufferPool.Rent((int)m);
             // BufferPool's arrays are pinned
@@ -226,7 +230,7 @@ internal static unsafe class Winograd
     /// <summary>V[ξ, ci, t] for channels [c0, c1) of the chunk's count images (P → V).</summary>
     private static void InputTransform(ConvGeom g, in Sizes s, float* p, int count, float* v, int c0, int c1)
     {
-        long xiStride = (long)g.Cin * s.Ld;
+        long xiStride = s.PlaneV;
         float* d = stackalloc float[36 * 16];
         float* t = stackalloc float[36 * 16];
         for (int ci = c0; ci < c1; ci++)
@@ -253,13 +257,13 @@ internal static unsafe class Winograd
         var cfg = Gemm.ForRows(g.Cout);
         for (int xi = x0; xi < x1; xi++)
             Gemm.Packed(cfg, 1, false, false, g.Cout, t, g.Cin, 1f, u + (long)xi * g.Cout * g.Cin, g.Cin,
-                v + (long)xi * g.Cin * s.Ld, s.Ld, 0f, mm + (long)xi * g.Cout * s.Ld, s.Ld);
+                v + xi * s.PlaneV, s.Ld, 0f, mm + xi * s.PlaneM, s.Ld);
     }
 
     /// <summary>y planes of output channels [o0, o1) for images n0 .. n0 + count (M → y, through the epilogue).</summary>
     private static void OutputTransform(ConvGeom g, in Sizes s, float* mm, ConvEpilogue epi, float* y, int n0, int count, int o0, int o1)
     {
-        long xiStride = (long)g.Cout * s.Ld;
+        long xiStride = s.PlaneM;
         float* d = stackalloc float[36 * 16];
         float* t = stackalloc float[24 * 16];
         float* row = stackalloc float[64];
