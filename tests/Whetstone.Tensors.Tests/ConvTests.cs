@@ -200,6 +200,34 @@ public class ConvTests
         Assert.Throws<InvalidOperationException>(() => Tensor.Conv2dScaleShift(xt, wtT, scale, shift, true, (s, s), (p, p), (d, d), groups));
     }
 
+    [Fact]
+    public void BandsOfOutputRowsGiveTheBitsOfTheWholeImage()
+    {
+        // 7×7 stride 2 (the stem's shape) and 3×3 stride 1 with few channels: bands of 1, 3 and all rows, with an epilogue
+        var geoms = new[] { Geom(2, 3, 95, 97, 5, 7, 7, 2, 3, 1, 1), Geom(2, 4, 47, 45, 3, 3, 3, 1, 1, 1, 1) };   // ≥ 2048 output pixels: one image per GEMM
+        int saved = Conv.ColBandFloats;
+        try
+        {
+            foreach (var g in geoms)
+            {
+                var (x, wt, b) = Inputs(g, 5);
+                var (xf, wf, bf) = (x.Select(v => (float)v).ToArray(), wt.Select(v => (float)v).ToArray(), b.Select(v => (float)v).ToArray());
+                var scale = bf.Select(v => v + 1.5f).ToArray();
+                float[] Run(int band)
+                {
+                    Conv.ColBandFloats = band;
+                    var y = new float[g.N * g.Cout * g.OHW];
+                    Conv.ForwardScaleShift(g, xf, wf, scale, bf, true, y);
+                    return y;
+                }
+                var whole = Run(int.MaxValue);
+                Assert.Equal(whole, Run(g.K * g.OW));        // one row a band
+                Assert.Equal(whole, Run(3 * g.K * g.OW + 1));  // three rows a band, a shorter last band
+            }
+        }
+        finally { Conv.ColBandFloats = saved; }
+    }
+
     private static void AssertClose(double[] expect, float[] got, string what)
     {
         Assert.Equal(expect.Length, got.Length);

@@ -321,15 +321,40 @@ internal static unsafe class Conv
         finally { BufferPool.Return(u); }
     }
 
+    /// <summary>Single-group im2col convs whose im2col matrix would pass this many floats go by bands of output rows.</summary>
+    internal static int ColBandFloats = 1 << 17;
+
     private static void ForwardImages(ConvGeom g, float* x, float* w, ConvEpilogue epi, float* y, int n0, int n1)
     {
-        float[]? col = g.IsPointwise ? null : BufferPool.Rent(g.K * g.OHW);
+        // output rows per band (all of them when the whole im2col matrix is small, or for pointwise / grouped convs);
+        // each output is the same sum in the same order either way
+        int bandRows = g.IsPointwise || g.Groups > 1 || (long)g.K * g.OHW <= ColBandFloats ? g.OH
+            : Math.Clamp(ColBandFloats / (g.K * g.OW), 1, g.OH);
+        float[]? col = g.IsPointwise ? null : BufferPool.Rent(g.K * (bandRows < g.OH ? bandRows * g.OW : g.OHW));
         try
         {
             fixed (float* pcol = col)
                 for (int n = n0; n < n1; n++)
                 {
                     float* xn = x + (long)n * g.Cin * g.HW, yn = y + (long)n * g.Cout * g.OHW;
+                    if (bandRows < g.OH)
+                    {
+                        // bands of output rows: im2col, GEMM and epilogue of each band while it is in cache
+                        for (int oh0 = 0; oh0 < g.OH; oh0 += bandRows)
+                        {
+                            int oh1 = Math.Min(g.OH, oh0 + bandRows), cols = (oh1 - oh0) * g.OW;
+                            Im2Col(g, xn, pcol, cols, oh0, oh1);
+                            float* yb = yn + (long)oh0 * g.OW;
+                            Gemm.Run(false, false, g.Cout, cols, g.K, 1f, w, g.K, pcol, cols, 0f, yb, g.OHW);
+                            if (epi.Any)
+                                for (int co = 0; co < g.Cout; co++)
+                                {
+                                    var row = new Span<float>(yb + (long)co * g.OHW, cols);
+                                    epi.Apply(row, row, co);
+                                }
+                        }
+                        continue;
+                    }
                     for (int grp = 0; grp < g.Groups; grp++)
                     {
                         float* xg = xn + (long)grp * g.CinG * g.HW;
@@ -498,25 +523,28 @@ internal static unsafe class Conv
     internal static void Im2Col(ConvGeom g, float* x, float* col) => Im2Col(g, x, col, g.OHW);
 
     // the same, rows ld floats apart (several images' columns side by side)
-    internal static void Im2Col(ConvGeom g, float* x, float* col, long ld)
+    internal static void Im2Col(ConvGeom g, float* x, float* col, long ld) => Im2Col(g, x, col, ld, 0, g.OH);
+
+    // the columns of output rows [oh0, oh1) only: col (CinG·KH·KW, (oh1 − oh0)·OW), rows ld floats apart
+    internal static void Im2Col(ConvGeom g, float* x, float* col, long ld, int oh0, int oh1)
     {
         int taps = g.KH * g.KW;
-        Par.For(g.CinG, Math.Max(1, 65536 / Math.Max(1, taps * g.OHW)), (c0, c1) =>
+        Par.For(g.CinG, Math.Max(1, 65536 / Math.Max(1, taps * (oh1 - oh0) * g.OW)), (c0, c1) =>
         {
             for (int c = c0; c < c1; c++)
                 for (int i = 0; i < g.KH; i++)
                     for (int j = 0; j < g.KW; j++)
-                        Im2ColRow(g, x + (long)c * g.HW, i, j, col + (long)((c * g.KH + i) * g.KW + j) * ld);
+                        Im2ColRow(g, x + (long)c * g.HW, i, j, col + (long)((c * g.KH + i) * g.KW + j) * ld, oh0, oh1);
         });
     }
 
-    private static void Im2ColRow(ConvGeom g, float* xc, int i, int j, float* dst)
+    private static void Im2ColRow(ConvGeom g, float* xc, int i, int j, float* dst, int oh0, int oh1)
     {
         int offW = j * g.DW - g.PW;
         var (lo, hi) = ValidRange(g.OW, g.W, g.SW, offW);
-        for (int oh = 0; oh < g.OH; oh++)
+        for (int oh = oh0; oh < oh1; oh++)
         {
-            float* d = dst + oh * g.OW;
+            float* d = dst + (oh - oh0) * g.OW;
             int ih = oh * g.SH - g.PH + i * g.DH;
             if ((uint)ih >= (uint)g.H) { new Span<float>(d, g.OW).Clear(); continue; }
             float* xr = xc + ih * g.W + offW;
