@@ -172,12 +172,12 @@ internal static class ResNet18Bench
                     var tf = BenchUtil.Time(() => Whetstone.Tensors.Kernels.Winograd.Forward(g, m, ax, au, default, ay), reps);
                     double diff = 0, scale = 0;
                     for (int i = 0; i < y.Length; i++) { diff = Math.Max(diff, Math.Abs(y[i] - yr[i])); scale = Math.Max(scale, Math.Abs(yr[i])); }
-                    if (chunk == 1 << 20)
+                    if (chunk == 256 || chunk == 1 << 20)
                     {
                         var pt = Whetstone.Tensors.Kernels.Winograd.PhaseTicks = new long[4];
                         Whetstone.Tensors.Kernels.Winograd.Forward(g, m, ax, au, default, ay);
                         Whetstone.Tensors.Kernels.Winograd.PhaseTicks = null;
-                        Console.WriteLine("  phases (one chunk): " + string.Join(", ", pt.Select(t => $"{t * 1000.0 / System.Diagnostics.Stopwatch.Frequency:F1} ms")));
+                        Console.WriteLine($"  phases, chunk {chunk} (summed over threads): " + string.Join(", ", pt.Select(t => $"{t * 1000.0 / System.Diagnostics.Stopwatch.Frequency:F1} ms")));
                     }
                     Console.WriteLine($"  F({m}) chunk {chunk,7} tiles: {tf.Median:F1} ms (direct-equivalent {flops / tf.Median / 1e6:F0} GF/s), max |diff| {diff:E2} of max |y| {scale:F2}");
                 }

@@ -45,7 +45,10 @@ internal static unsafe class Winograd
     /// <summary>Convs with fewer input or output channels than this take the im2col path (the transforms would dominate).</summary>
     internal static int MinChannels = 16;
 
-    /// <summary>Tuning aid: when set, the phase-parallel path adds its Stopwatch ticks per phase (pad, input, products, output).</summary>
+    /// <summary>Rows of at least this many tiles are transformed row by row (16 adjacent tiles by permutes); shorter ones 16 consecutive tiles at a time, patches copied one by one.</summary>
+    internal static int RowTilesAtLeast = 12;
+
+    /// <summary>Tuning aid: when set, Stopwatch ticks per phase (pad, input transform, products, output transform) add up here (summed over threads).</summary>
     internal static long[]? PhaseTicks;
 
     /// <summary>3×3, stride 1, dilation 1, one group: the convolutions this kernel computes.</summary>
@@ -122,10 +125,20 @@ internal static unsafe class Winograd
                     for (int c = c0; c < c1; c++)
                     {
                         int n0 = c * s.Group, count = Math.Min(s.Group, g.N - n0);
+                        long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
                         Pad(g, s, x, n0, buf.P, 0, count * g.Cin);
+                        long t1 = System.Diagnostics.Stopwatch.GetTimestamp();
                         InputTransform(g, s, buf.P, count, buf.V, 0, g.Cin);
+                        long t2 = System.Diagnostics.Stopwatch.GetTimestamp();
                         Products(g, s, u, buf.V, buf.M, count * s.PerImage, 0, s.A2);
+                        long t3 = System.Diagnostics.Stopwatch.GetTimestamp();
                         OutputTransform(g, s, buf.M, epi, y, n0, count, 0, g.Cout);
+                        long t4 = System.Diagnostics.Stopwatch.GetTimestamp();
+                        if (PhaseTicks is { } pt)
+                        {
+                            Interlocked.Add(ref pt[0], t1 - t0); Interlocked.Add(ref pt[1], t2 - t1);
+                            Interlocked.Add(ref pt[2], t3 - t2); Interlocked.Add(ref pt[3], t4 - t3);
+                        }
                     }
                 }
                 finally { buf.Return(); }
@@ -233,6 +246,27 @@ internal static unsafe class Winograd
         long xiStride = s.PlaneV;
         float* d = stackalloc float[36 * 16];
         float* t = stackalloc float[36 * 16];
+        if (s.TilesW < RowTilesAtLeast)
+        {
+            // short rows of tiles: 16 consecutive tiles of the chunk (across rows and images), each α×α patch copied
+            int tiles = count * s.PerImage, alpha = s.Alpha;
+            for (int ci = c0; ci < c1; ci++)
+                for (int t0 = 0; t0 < tiles; t0 += 16)
+                {
+                    int lanes = Math.Min(16, tiles - t0);
+                    for (int l = 0; l < lanes; l++)
+                    {
+                        int tile = t0 + l, img = tile / s.PerImage, r = tile % s.PerImage, th = r / s.TilesW, tw = r % s.TilesW;
+                        float* src = p + ((long)img * g.Cin + ci) * s.PlaneP + (long)th * s.M * s.Wp + tw * s.M;
+                        for (int i = 0; i < alpha; i++)
+                            for (int j = 0; j < alpha; j++) d[(i * alpha + j) * 16 + l] = src[(long)i * s.Wp + j];
+                    }
+                    for (int l = lanes; l < 16; l++)   // lanes past the chunk: zeros (their results land in V's slack)
+                        for (int e = 0; e < alpha * alpha; e++) d[e * 16 + l] = 0;
+                    InputPoints(s.M, d, t, v + (long)ci * s.Ld + t0, xiStride);
+                }
+            return;
+        }
         for (int ci = c0; ci < c1; ci++)
             for (int img = 0; img < count; img++)
             {
@@ -267,6 +301,28 @@ internal static unsafe class Winograd
         float* d = stackalloc float[36 * 16];
         float* t = stackalloc float[24 * 16];
         float* row = stackalloc float[64];
+        if (s.TilesW < RowTilesAtLeast)
+        {
+            int tiles = count * s.PerImage, m = s.M;
+            for (int co = o0; co < o1; co++)
+            {
+                float mul = epi.Scale == null ? 1f : epi.Scale[co], add = epi.Shift == null ? 0f : epi.Shift[co];
+                for (int t0 = 0; t0 < tiles; t0 += 16)
+                {
+                    OutputPoints(m, mm + (long)co * s.Ld + t0, xiStride, mul, add, epi.Relu, d, t);
+                    int lanes = Math.Min(16, tiles - t0);
+                    for (int l = 0; l < lanes; l++)
+                    {
+                        int tile = t0 + l, img = tile / s.PerImage, r = tile % s.PerImage, th = r / s.TilesW, tw = r % s.TilesW;
+                        int rows = Math.Min(m, g.OH - th * m), cols = Math.Min(m, g.OW - tw * m);
+                        float* dst = y + ((long)(n0 + img) * g.Cout + co) * g.OHW + (long)th * m * g.OW + tw * m;
+                        for (int i = 0; i < rows; i++)
+                            for (int j = 0; j < cols; j++) dst[(long)i * g.OW + j] = d[(i * m + j) * 16 + l];
+                    }
+                }
+            }
+            return;
+        }
         for (int co = o0; co < o1; co++)
         {
             float mul = epi.Scale == null ? 1f : epi.Scale[co], add = epi.Shift == null ? 0f : epi.Shift[co];
@@ -348,6 +404,14 @@ internal static unsafe class Winograd
     {
         int alpha = m + 2, rowFloats = alpha * 16;
         for (int r = 0; r < alpha; r++) Extract(m, src + (long)r * wp, d + r * rowFloats);
+        InputPoints(m, d, t, dst, dstStride);
+    }
+
+    /// <summary>Bᵀ d B for 16 tiles: d (α×α points, 16 floats each, row-major) → dst + ξ·dstStride; t is scratch.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void InputPoints(int m, float* d, float* t, float* dst, long dstStride)
+    {
+        int rowFloats = (m + 2) * 16;
         if (m == 4)
         {
             for (int c = 0; c < 6; c++) InputPoints6(d + c * 16, rowFloats, t + c * 16, rowFloats);   // down the columns: Bᵀ d
@@ -368,6 +432,26 @@ internal static unsafe class Winograd
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void TileOutput(int m, float* src, long srcStride, float mul, float add, bool relu, float* d, float* t, float* row, float* dst, int ldy, int rows, int len)
     {
+        OutputPoints(m, src, srcStride, mul, add, relu, d, t);
+        float* o = d;
+        for (int i = 0; i < rows; i++)
+        {
+            float* oi = o + i * m * 16;
+            float* yr = dst + (long)i * ldy;
+            bool direct = len == 16 * m;
+            float* target = direct ? yr : row;
+            Interleave(m, oi, target);
+            if (!direct) new ReadOnlySpan<float>(row, len).CopyTo(new Span<float>(yr, len));
+        }
+    }
+
+    /// <summary>
+    /// (Aᵀ M A)·mul + add (then max(·, 0) with relu) for 16 tiles whose α² points are at src + ξ·srcStride: the m×m
+    /// outputs land in d (output (i, j) at d + (i·m + j)·16); t is scratch.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void OutputPoints(int m, float* src, long srcStride, float mul, float add, bool relu, float* d, float* t)
+    {
         int alpha = m + 2, a2 = alpha * alpha;
         for (int xi = 0; xi < a2; xi++) Vector512.Store(Vector512.Load(src + xi * srcStride), d + xi * 16);
         for (int c = 0; c < alpha; c++)   // down the columns: Aᵀ M (m × α)
@@ -383,15 +467,6 @@ internal static unsafe class Winograd
             var v = Vector512.Load(o + q * 16) * vm + va;
             if (relu) v = Vector512.Max(v, Vector512<float>.Zero);
             Vector512.Store(v, o + q * 16);
-        }
-        for (int i = 0; i < rows; i++)
-        {
-            float* oi = o + i * m * 16;
-            float* yr = dst + (long)i * ldy;
-            bool direct = len == 16 * m;
-            float* target = direct ? yr : row;
-            Interleave(m, oi, target);
-            if (!direct) new ReadOnlySpan<float>(row, len).CopyTo(new Span<float>(yr, len));
         }
     }
 
