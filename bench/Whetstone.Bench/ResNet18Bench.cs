@@ -36,6 +36,7 @@ internal static class ResNet18Bench
         if (o.Get("winograd-tile") is { Length: > 0 } wt) Whetstone.Tensors.Kernels.Winograd.TileSize = int.Parse(wt);   // tuning: F(m×m, 3×3), m = 2 or 4
         if (o.Has("no-winograd")) Whetstone.Tensors.Kernels.Winograd.Enabled = false;
         if (o.Has("conv-parts")) { ConvParts(reps); return 0; }
+        if (o.Has("stem-parts")) { Par.Threads = threadsList[0]; StemParts(reps, batch); return 0; }
         if (o.Has("winograd-parts")) { Par.Threads = threadsList[0]; WinogradParts(reps, batch); return 0; }
         if (o.Has("profile")) { Par.Threads = threadsList[0]; Profile(graph, x, shape, reps); return 0; }
         foreach (int threads in threadsList)
@@ -138,6 +139,37 @@ internal static class ResNet18Bench
                 }
                 Console.WriteLine($"{g}: im2col {ti.Median:F2} ms, gemm {tg.Median:F2} ms ({flops / tg.Median / 1e6:F0} GF/s), conv {tc.Median:F2} ms ({flops / tc.Median / 1e6:F0} GF/s)");
             }
+        }
+    }
+
+    /// <summary>The 7×7 stride-2 stem (3 → 64 channels, 224² → 112²) at the given batch: the whole conv, im2col alone, GEMM alone (per image, one thread each).</summary>
+    private static unsafe void StemParts(int reps, int batch)
+    {
+        var g = new Whetstone.Tensors.Kernels.ConvGeom(batch, 3, 224, 224, 64, 7, 7, 2, 2, 3, 3);
+        var rng = new Rng(3);
+        var x = new float[g.N * 3 * g.HW]; var w = new float[64 * g.K]; var y = new float[g.N * 64 * g.OHW];
+        for (int i = 0; i < x.Length; i++) x[i] = (float)rng.NextDouble();
+        for (int i = 0; i < w.Length; i++) w[i] = (float)(rng.NextDouble() - 0.5);
+        var col = new float[g.K * g.OHW];
+        double flops = 2.0 * 64 * g.K * g.OHW * g.N;
+        int band = Whetstone.Tensors.Kernels.Conv.ColBandFloats;
+        foreach (int bf in new[] { int.MaxValue, band, band / 2, band * 2, int.MaxValue, band })
+        {
+            Whetstone.Tensors.Kernels.Conv.ColBandFloats = bf;
+            var tb = BenchUtil.Time(() => Whetstone.Tensors.Kernels.Conv.Forward<float>(g, x, w, [], y), reps);
+            Console.WriteLine($"  bands of {bf} floats: conv {tb.Median:F1} ms (best {tb.Best:F1})");
+        }
+        Whetstone.Tensors.Kernels.Conv.ColBandFloats = band;
+        var tc = BenchUtil.Time(() => Whetstone.Tensors.Kernels.Conv.Forward<float>(g, x, w, [], y), reps);
+        fixed (float* px = x) fixed (float* pw = w) fixed (float* pc = col) fixed (float* py = y)
+        {
+            float* ax = px, aw = pw, ac = pc, ay = py;
+            int saved = Par.Threads;
+            Par.Threads = 1;
+            var ti = BenchUtil.Time(() => Whetstone.Tensors.Kernels.Conv.Im2Col(g, ax, ac), reps * 3);
+            var tg = BenchUtil.Time(() => Whetstone.Tensors.Kernels.Gemm.Run(false, false, 64, g.OHW, g.K, 1f, aw, g.K, ac, g.OHW, 0f, ay, g.OHW), reps * 3);
+            Par.Threads = saved;
+            Console.WriteLine($"{g}: conv {tc.Median:F1} ms ({flops / tc.Median / 1e6:F0} GF/s); one image on one thread: im2col {ti.Median:F2} ms, gemm {tg.Median:F2} ms ({flops / g.N / tg.Median / 1e6:F0} GF/s)");
         }
     }
 
