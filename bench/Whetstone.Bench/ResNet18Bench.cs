@@ -33,7 +33,11 @@ internal static class ResNet18Bench
         double macs = ConvMacs(graph, size);   // this file's ResNet-18 (3 blocks in the last stage): 2.05 G multiply-adds per 224² image
 
         if (o.Get("group-below") is { Length: > 0 } gb) Whetstone.Tensors.Kernels.Conv.GroupImagesBelow = int.Parse(gb);   // tuning: forward convs grouped below this many output pixels
+        if (o.Get("winograd-tile") is { Length: > 0 } wt) Whetstone.Tensors.Kernels.Winograd.TileSize = int.Parse(wt);   // tuning: F(m×m, 3×3), m = 2 or 4
+        if (o.Has("no-winograd")) Whetstone.Tensors.Kernels.Winograd.Enabled = false;
         if (o.Has("conv-parts")) { ConvParts(reps); return 0; }
+        if (o.Has("stem-parts")) { Par.Threads = threadsList[0]; StemParts(reps, batch); return 0; }
+        if (o.Has("winograd-parts")) { Par.Threads = threadsList[0]; WinogradParts(reps, batch); return 0; }
         if (o.Has("profile")) { Par.Threads = threadsList[0]; Profile(graph, x, shape, reps); return 0; }
         foreach (int threads in threadsList)
         {
@@ -134,6 +138,82 @@ internal static class ResNet18Bench
                     Par.Threads = 1;
                 }
                 Console.WriteLine($"{g}: im2col {ti.Median:F2} ms, gemm {tg.Median:F2} ms ({flops / tg.Median / 1e6:F0} GF/s), conv {tc.Median:F2} ms ({flops / tc.Median / 1e6:F0} GF/s)");
+            }
+        }
+    }
+
+    /// <summary>The 7×7 stride-2 stem (3 → 64 channels, 224² → 112²) at the given batch: the whole conv, im2col alone, GEMM alone (per image, one thread each).</summary>
+    private static unsafe void StemParts(int reps, int batch)
+    {
+        var g = new Whetstone.Tensors.Kernels.ConvGeom(batch, 3, 224, 224, 64, 7, 7, 2, 2, 3, 3);
+        var rng = new Rng(3);
+        var x = new float[g.N * 3 * g.HW]; var w = new float[64 * g.K]; var y = new float[g.N * 64 * g.OHW];
+        for (int i = 0; i < x.Length; i++) x[i] = (float)rng.NextDouble();
+        for (int i = 0; i < w.Length; i++) w[i] = (float)(rng.NextDouble() - 0.5);
+        var col = new float[g.K * g.OHW];
+        double flops = 2.0 * 64 * g.K * g.OHW * g.N;
+        int band = Whetstone.Tensors.Kernels.Conv.ColBandFloats;
+        foreach (int bf in new[] { int.MaxValue, band, band / 2, band * 2, int.MaxValue, band })
+        {
+            Whetstone.Tensors.Kernels.Conv.ColBandFloats = bf;
+            var tb = BenchUtil.Time(() => Whetstone.Tensors.Kernels.Conv.Forward<float>(g, x, w, [], y), reps);
+            Console.WriteLine($"  bands of {bf} floats: conv {tb.Median:F1} ms (best {tb.Best:F1})");
+        }
+        Whetstone.Tensors.Kernels.Conv.ColBandFloats = band;
+        var tc = BenchUtil.Time(() => Whetstone.Tensors.Kernels.Conv.Forward<float>(g, x, w, [], y), reps);
+        fixed (float* px = x) fixed (float* pw = w) fixed (float* pc = col) fixed (float* py = y)
+        {
+            float* ax = px, aw = pw, ac = pc, ay = py;
+            int saved = Par.Threads;
+            Par.Threads = 1;
+            var ti = BenchUtil.Time(() => Whetstone.Tensors.Kernels.Conv.Im2Col(g, ax, ac), reps * 3);
+            var tg = BenchUtil.Time(() => Whetstone.Tensors.Kernels.Gemm.Run(false, false, 64, g.OHW, g.K, 1f, aw, g.K, ac, g.OHW, 0f, ay, g.OHW), reps * 3);
+            Par.Threads = saved;
+            Console.WriteLine($"{g}: conv {tc.Median:F1} ms ({flops / tc.Median / 1e6:F0} GF/s); one image on one thread: im2col {ti.Median:F2} ms, gemm {tg.Median:F2} ms ({flops / g.N / tg.Median / 1e6:F0} GF/s)");
+        }
+    }
+
+    /// <summary>
+    /// ResNet-18's 3×3 stride-1 geometries at the given batch: the weight transform alone, the Winograd forward from
+    /// transformed weights at several chunk sizes, and the im2col path, with the relative difference between the two.
+    /// </summary>
+    private static unsafe void WinogradParts(int reps, int batch)
+    {
+        foreach (var (c, hw) in new[] { (64, 56), (128, 28), (256, 14), (512, 7) })
+        {
+            var g = new Whetstone.Tensors.Kernels.ConvGeom(batch, c, hw, hw, c, 3, 3, 1, 1, 1, 1);
+            var rng = new Rng(3);
+            var x = new float[g.N * c * g.HW]; var w = new float[c * g.K]; var y = new float[g.N * c * g.OHW]; var yr = new float[y.Length];
+            for (int i = 0; i < x.Length; i++) x[i] = (float)Math.Max(0, rng.NextDouble() * 2 - 0.5);   // post-ReLU-like
+            for (int i = 0; i < w.Length; i++) w[i] = (float)((rng.NextDouble() - 0.5) * 0.1);
+            double flops = 2.0 * c * g.K * g.OHW * g.N;
+            int m = Whetstone.Tensors.Kernels.Winograd.TileSize;
+            var u = new float[Whetstone.Tensors.Kernels.Winograd.WeightFloats(g, m)];
+            fixed (float* px = x) fixed (float* pw = w) fixed (float* pu = u) fixed (float* py = y)
+            {
+                float* ax = px, aw = pw, au = pu, ay = py;
+                var tw = BenchUtil.Time(() => Whetstone.Tensors.Kernels.Winograd.TransformWeights(g, m, aw, au), reps);
+                Whetstone.Tensors.Kernels.Winograd.Enabled = false;
+                var td = BenchUtil.Time(() => Whetstone.Tensors.Kernels.Conv.Forward<float>(g, x, w, [], yr), reps);
+                Whetstone.Tensors.Kernels.Winograd.Enabled = true;
+                Console.WriteLine($"{g}: weights {tw.Median:F2} ms, im2col conv {td.Median:F1} ms ({flops / td.Median / 1e6:F0} GF/s)");
+                int saved = Whetstone.Tensors.Kernels.Winograd.ChunkTiles;
+                foreach (int chunk in new[] { 64, 128, 256, 512, 1024, 1 << 20 })
+                {
+                    Whetstone.Tensors.Kernels.Winograd.ChunkTiles = chunk;
+                    var tf = BenchUtil.Time(() => Whetstone.Tensors.Kernels.Winograd.Forward(g, m, ax, au, default, ay), reps);
+                    double diff = 0, scale = 0;
+                    for (int i = 0; i < y.Length; i++) { diff = Math.Max(diff, Math.Abs(y[i] - yr[i])); scale = Math.Max(scale, Math.Abs(yr[i])); }
+                    if (chunk == 256 || chunk == 1 << 20)
+                    {
+                        var pt = Whetstone.Tensors.Kernels.Winograd.PhaseTicks = new long[4];
+                        Whetstone.Tensors.Kernels.Winograd.Forward(g, m, ax, au, default, ay);
+                        Whetstone.Tensors.Kernels.Winograd.PhaseTicks = null;
+                        Console.WriteLine($"  phases, chunk {chunk} (summed over threads): " + string.Join(", ", pt.Select(t => $"{t * 1000.0 / System.Diagnostics.Stopwatch.Frequency:F1} ms")));
+                    }
+                    Console.WriteLine($"  F({m}) chunk {chunk,7} tiles: {tf.Median:F1} ms (direct-equivalent {flops / tf.Median / 1e6:F0} GF/s), max |diff| {diff:E2} of max |y| {scale:F2}");
+                }
+                Whetstone.Tensors.Kernels.Winograd.ChunkTiles = saved;
             }
         }
     }

@@ -37,6 +37,7 @@ internal static class Program
                     Matmul(m, nn, k, ta, tb);
         Attention();
         Convolutions();
+        Winograd();
         Optimizer();
         _out.Flush();
         return 0;
@@ -124,6 +125,33 @@ internal static class Program
             loss.Backward();
             Emit($"{name}.y", y.ToArray()); Emit($"{name}.dx", x.Grad!.ToArray()); Emit($"{name}.dw", w.Grad!.ToArray()); Emit($"{name}.db", b.Grad!.ToArray());
         }
+    }
+
+    /// <summary>Winograd F(2×2) and F(4×4) forward (the permute paths with AVX-512, the scalar gathers without) and the max pool's values-only path.</summary>
+    private static unsafe void Winograd()
+    {
+        foreach (int m in new[] { 2, 4 })
+        {
+            // 19 and 18 tiles a row (the last block of 16 overlaps), odd sizes, channels not multiples of 16
+            // and rows of 3 or 5 tiles: 16 consecutive tiles across rows and images
+            foreach (var g in new[] { new ConvGeom(3, 5, 9, 73, 7, 3, 3, 1, 1, 1, 1), new ConvGeom(3, 6, 9, 11, 5, 3, 3, 1, 1, 1, 1) })
+            {
+                var x = Data(g.N * g.Cin * g.HW, 300 + m, 1); var w = Data(g.Cout * g.K, 310 + m, 0.3f); var b = Data(g.Cout, 320 + m, 0.1f);
+                var u = new float[Whetstone.Tensors.Kernels.Winograd.WeightFloats(g, m)];
+                var y = new float[g.N * g.Cout * g.OHW];
+                fixed (float* px = x) fixed (float* pw = w) fixed (float* pb = b) fixed (float* pu = u) fixed (float* py = y)
+                {
+                    Whetstone.Tensors.Kernels.Winograd.TransformWeights(g, m, pw, pu);
+                    Whetstone.Tensors.Kernels.Winograd.Forward(g, m, px, pu, new ConvEpilogue(null, pb, false), py);
+                }
+                Emit($"winograd{m}.{g.W}.y", y);
+            }
+        }
+        var pg = new PoolGeom(4, 9, 75, 3, 3, 2, 2, 1, 1);
+        var px2 = Data(pg.Planes * pg.HW, 330, 1);
+        var pool = new float[pg.Planes * pg.OHW];
+        Pool.MaxForward<float>(pg, px2, pool, []);
+        Emit("maxpool.values.s2", pool);
     }
 
     private static void Optimizer()

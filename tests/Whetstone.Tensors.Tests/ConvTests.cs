@@ -98,6 +98,9 @@ public class ConvTests
     [InlineData(2, 2, 7, 81, 2, 3, 3, 2, 2, 1, 2)] // depthwise stride 2, padding 2
     [InlineData(2, 4, 15, 18, 4, 5, 5, 1, 4, 2, 4)] // depthwise 5×5 dilation 2
     [InlineData(2, 3, 9, 9, 6, 3, 3, 1, 1, 1, 3)] // channel multiplier 2 (grouped GEMM path)
+    [InlineData(2, 3, 9, 79, 5, 3, 3, 2, 1, 1, 1)] // stride-2 im2col: AVX-512 rows of 16 and the scalar tail
+    [InlineData(3, 2, 11, 70, 4, 7, 7, 2, 3, 1, 1)] // 7×7 stride 2 (ResNet's stem), padding 3
+    [InlineData(1, 17, 9, 35, 19, 3, 3, 1, 1, 1, 1)] // 3×3 stride 1 with ≥ 16 channels: Winograd when AVX-512
     public void FloatFastPathsMatchDouble(int n, int cin, int h, int w, int cout, int kh, int kw, int s, int p, int d, int groups)
     {
         var g = Geom(n, cin, h, w, cout, kh, kw, s, p, d, groups);
@@ -153,6 +156,76 @@ public class ConvTests
             }
         }
         finally { (Conv.GroupImagesBelow, Conv.GroupColumns) = (below, columns); }
+    }
+
+    // (N, Cin, H, W, Cout, kH, kW, stride, pad, dilation, groups): each float forward path with the epilogue
+    [Theory]
+    [InlineData(3, 17, 9, 11, 19, 3, 3, 1, 1, 1, 1)]   // Winograd (AVX-512)
+    [InlineData(2, 3, 47, 45, 5, 3, 3, 1, 1, 1, 1)]    // one image per GEMM (≥ 2048 output pixels)
+    [InlineData(3, 5, 11, 9, 6, 3, 3, 2, 1, 1, 1)]     // images grouped into one GEMM
+    [InlineData(2, 6, 9, 7, 6, 3, 3, 1, 1, 1, 6)]      // depthwise: a pass afterwards
+    [InlineData(2, 7, 5, 13, 9, 1, 1, 1, 0, 1, 1)]     // pointwise
+    public void ScaleShiftReluEpilogueEqualsTheSeparatePasses(int n, int cin, int h, int w, int cout, int kh, int kw, int s, int p, int d, int groups)
+    {
+        var g = Geom(n, cin, h, w, cout, kh, kw, s, p, d, groups);
+        var (x, wt, b) = Inputs(g, 40);
+        float[] F(double[] a) => a.Select(v => (float)v).ToArray();
+        var (xf, wf) = (F(x), F(wt));
+        var scale = F(GradCheck.RandomDoubles(cout, 41)); var shift = F(b);
+        var plain = new float[g.N * g.Cout * g.OHW];
+        Conv.Forward<float>(g, xf, wf, [], plain);
+        var biased = new float[plain.Length];
+        Conv.Forward<float>(g, xf, wf, shift, biased);   // a shift alone is the conv's bias
+        foreach (bool relu in new[] { false, true })
+        {
+            var fused = new float[plain.Length];
+            Conv.ForwardScaleShift(g, xf, wf, scale, shift, relu, fused);
+            var shiftOnly = new float[plain.Length];
+            Conv.ForwardScaleShift(g, xf, wf, [], shift, relu, shiftOnly);
+            for (int i = 0; i < plain.Length; i++)
+            {
+                int co = i / g.OHW % g.Cout;
+                float want = plain[i] * scale[co] + shift[co], want2 = biased[i];
+                if (relu) { want = Math.Max(want, 0f); want2 = Math.Max(want2, 0f); }
+                Assert.Equal(want, fused[i]);        // the same conv sums, then the same two roundings
+                Assert.Equal(want2, shiftOnly[i]);
+            }
+        }
+        // the op: no gradient recorded, and refused where one would be needed
+        var xt = Tensor.From(xf, n, cin, h, w); var wtT = Tensor.From(wf, g.Cout, g.CinG, kh, kw);
+        var y = Tensor.Conv2dScaleShift(xt, wtT, scale, shift, true, (s, s), (p, p), (d, d), groups);
+        Assert.False(y.RequiresGrad);
+        for (int i = 0; i < plain.Length; i++) Assert.Equal(Math.Max(plain[i] * scale[i / g.OHW % g.Cout] + shift[i / g.OHW % g.Cout], 0f), y.Span[i]);
+        xt.RequiresGrad = true;
+        Assert.Throws<InvalidOperationException>(() => Tensor.Conv2dScaleShift(xt, wtT, scale, shift, true, (s, s), (p, p), (d, d), groups));
+    }
+
+    [Fact]
+    public void BandsOfOutputRowsGiveTheBitsOfTheWholeImage()
+    {
+        // 7×7 stride 2 (the stem's shape) and 3×3 stride 1 with few channels: bands of 1, 3 and all rows, with an epilogue
+        var geoms = new[] { Geom(2, 3, 95, 97, 5, 7, 7, 2, 3, 1, 1), Geom(2, 4, 47, 45, 3, 3, 3, 1, 1, 1, 1) };   // ≥ 2048 output pixels: one image per GEMM
+        int saved = Conv.ColBandFloats;
+        try
+        {
+            foreach (var g in geoms)
+            {
+                var (x, wt, b) = Inputs(g, 5);
+                var (xf, wf, bf) = (x.Select(v => (float)v).ToArray(), wt.Select(v => (float)v).ToArray(), b.Select(v => (float)v).ToArray());
+                var scale = bf.Select(v => v + 1.5f).ToArray();
+                float[] Run(int band)
+                {
+                    Conv.ColBandFloats = band;
+                    var y = new float[g.N * g.Cout * g.OHW];
+                    Conv.ForwardScaleShift(g, xf, wf, scale, bf, true, y);
+                    return y;
+                }
+                var whole = Run(int.MaxValue);
+                Assert.Equal(whole, Run(g.K * g.OW));        // one row a band
+                Assert.Equal(whole, Run(3 * g.K * g.OW + 1));  // three rows a band, a shorter last band
+            }
+        }
+        finally { Conv.ColBandFloats = saved; }
     }
 
     private static void AssertClose(double[] expect, float[] got, string what)

@@ -30,6 +30,9 @@ public class PoolTests
     [InlineData(5, 112, 112, 3, 3, 2, 2, 1, 1)]    // ResNet's stem pool: 512- and 256-bit columns
     [InlineData(3, 9, 37, 3, 2, 2, 1, 1, 1)]      // a scalar tail
     [InlineData(2, 5, 20, 5, 5, 1, 1, 2, 2)]
+    [InlineData(3, 7, 71, 3, 3, 1, 1, 1, 1)]       // stride-1 rows of 16 windows and a tail
+    [InlineData(3, 7, 75, 3, 3, 2, 2, 0, 0)]       // stride 2 without padding: the last block reads to the row's end
+    [InlineData(2, 6, 69, 2, 4, 2, 2, 1, 2)]
     public void MaxValuesWithoutArgmaxEqualTheWindowedLoopNaNAndInfinityIncluded(int planes, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw)
     {
         var g = new PoolGeom(planes, h, w, kh, kw, sh, sw, ph, pw);

@@ -1,4 +1,5 @@
 using Whetstone.Nn;
+using Whetstone.Nn.Layers;
 using Whetstone.Tensors;
 
 namespace Whetstone.Models.Graph;
@@ -7,6 +8,22 @@ namespace Whetstone.Models.Graph;
 public abstract class MergeLayer : Module
 {
     public abstract Tensor Forward(IReadOnlyList<Tensor> inputs);
+}
+
+/// <summary>
+/// A conv layer that can run with a per-channel epilogue, so <see cref="LayerGraph"/> can fold an eval-mode batch norm
+/// (and a ReLU) into it in passes that train nothing.
+/// </summary>
+internal interface IScaleShiftConv
+{
+    /// <summary>weight [Cout, Cin/groups, kH, kW].</summary>
+    Tensor Weight { get; }
+
+    /// <summary>bias [Cout] or null.</summary>
+    Tensor? Bias { get; }
+
+    /// <summary>This layer's conv without its bias, times scale[co] plus shift[co], then max(·, 0) with relu; records no gradient.</summary>
+    Tensor ForwardScaleShift(Tensor input, float[] scale, float[] shift, bool relu);
 }
 
 /// <summary>One node of a <see cref="LayerGraph"/>: its layer is the child module registered under <see cref="Name"/>.</summary>
@@ -47,6 +64,13 @@ public sealed class LayerGraph : Module<Tensor, Tensor>
     public int[]? InputShape { get; set; }
 
     public IReadOnlyList<GraphNode> Nodes => _nodes;
+
+    /// <summary>
+    /// Whether a pass that trains nothing may fold an eval-mode batch norm (and a ReLU after it) into the conv before
+    /// it (<see cref="IScaleShiftConv"/>): one pass over the conv's output instead of three, the same values up to
+    /// float rounding. On by default; the intermediate values of the folded layers are then never materialised.
+    /// </summary>
+    public bool FuseForInference { get; set; } = true;
 
     public IReadOnlyList<string> LayerNames => _nodes.Select(n => n.Name).ToArray();
 
@@ -163,14 +187,28 @@ public sealed class LayerGraph : Module<Tensor, Tensor>
             throw new InvalidOperationException($"Layer '{output}' depends on the graph input by a path that does not pass through {string.Join(", ", values.Keys.Select(k => $"'{k}'"))}.");
         // Last use of each value, so intermediates can be dropped early (the scope still owns their memory).
         var lastUse = new Dictionary<string, int>(StringComparer.Ordinal);
+        var readers = new Dictionary<string, int>(StringComparer.Ordinal);
         for (int i = 0; i <= last; i++)
             if (need.Contains(_nodes[i].Name) && !values.ContainsKey(_nodes[i].Name))
-                foreach (var input in _nodes[i].Inputs) lastUse[input] = i;
+                foreach (var input in _nodes[i].Inputs)
+                {
+                    lastUse[input] = i;
+                    readers[input] = readers.GetValueOrDefault(input) + 1;
+                }
         for (int i = 0; i <= last; i++)
         {
             var n = _nodes[i];
             if (!need.Contains(n.Name) || values.ContainsKey(n.Name)) continue;
             var layer = GetModule(n.Name);
+            if (observe is null && FuseForInference && TryConvBatchNorm(i, last, output, values, readers) is { } fused)
+            {
+                values[_nodes[fused.Last].Name] = fused.Value;
+                for (int k = i; k <= fused.Last; k++)
+                    foreach (var input in _nodes[k].Inputs)
+                        if (lastUse.TryGetValue(input, out int u) && u == k && input != output) values.Remove(input);
+                i = fused.Last;
+                continue;
+            }
             Tensor y;
             try
             {
@@ -189,6 +227,46 @@ public sealed class LayerGraph : Module<Tensor, Tensor>
                 if (lastUse.TryGetValue(input, out int u) && u == i && input != output) values.Remove(input);
         }
         return values[output];
+    }
+
+    /// <summary>
+    /// Node i a conv (<see cref="IScaleShiftConv"/>) read only by node i + 1, an eval-mode <see cref="BatchNorm2d"/>,
+    /// optionally read only by a <see cref="Relu"/> at i + 2, none of them trained in this pass: computes the chain as one
+    /// conv with the batch norm's per-channel scale and shift (and the ReLU) in its epilogue. Null when the pattern
+    /// does not hold.
+    /// </summary>
+    private (int Last, Tensor Value)? TryConvBatchNorm(int i, int last, string output, Dictionary<string, Tensor> values, Dictionary<string, int> readers)
+    {
+        var n = _nodes[i];
+        if (i + 1 > last || n.Name == output || GetModule(n.Name) is not IScaleShiftConv conv) return null;
+        var bnNode = _nodes[i + 1];
+        if (GetModule(bnNode.Name) is not BatchNorm2d bn || bn.UsesBatchStatistics || bnNode.Inputs.Count != 1 || bnNode.Inputs[0] != n.Name
+            || readers.GetValueOrDefault(n.Name) != 1 || values.ContainsKey(bnNode.Name)) return null;
+        var x = values[n.Inputs[0]];
+        bool trains = Tensors.Autograd.Graph.IsEnabled && (x.RequiresGrad || conv.Weight.RequiresGrad || (conv.Bias?.RequiresGrad ?? false)
+                                                           || bn.Weight.RequiresGrad || bn.Bias.RequiresGrad);
+        if (trains || conv.Weight.Dim(0) != bn.Channels) return null;
+        int end = i + 1;
+        bool relu = false;
+        if (i + 2 <= last && bnNode.Name != output && readers.GetValueOrDefault(bnNode.Name) == 1)
+        {
+            var next = _nodes[i + 2];
+            if (GetModule(next.Name) is Relu && next.Inputs.Count == 1 && next.Inputs[0] == bnNode.Name && !values.ContainsKey(next.Name)) { relu = true; end = i + 2; }
+        }
+        // the batch norm's own arithmetic (eval): scale = γ·rstd, shift = β − mean·scale, rstd = 1/√(var + ε)
+        int c = bn.Channels;
+        var gamma = bn.Weight.Contiguous().Span; var beta = bn.Bias.Contiguous().Span;
+        var mean = bn.RunningMean.Contiguous().Span; var variance = bn.RunningVar.Contiguous().Span;
+        var scale = new float[c]; var shift = new float[c];
+        var bias = conv.Bias?.Contiguous().ToArray();
+        for (int ch = 0; ch < c; ch++)
+        {
+            float rstd = 1f / MathF.Sqrt(variance[ch] + bn.Eps);
+            scale[ch] = gamma[ch] * rstd;
+            shift[ch] = beta[ch] - mean[ch] * scale[ch];
+            if (bias is not null) shift[ch] = bias[ch] * scale[ch] + shift[ch];
+        }
+        return (end, conv.ForwardScaleShift(x, scale, shift, relu));
     }
 
     private string UnknownLayer(string name)

@@ -47,6 +47,61 @@ internal readonly struct ConvGeom
 }
 
 /// <summary>
+/// What a float conv forward does to output channel co: y = acc·Scale[co] + Shift[co] (Scale null: ·1, Shift null: +0),
+/// then max(y, 0) with Relu. A plain conv bias is Shift alone. The product and the sum are rounded one after the
+/// other, as the eval-mode batch norm rounds them, so folding one in changes no bit of its arithmetic.
+/// </summary>
+internal readonly unsafe struct ConvEpilogue(float* scale, float* shift, bool relu)
+{
+    public readonly float* Scale = scale, Shift = shift;
+    public readonly bool Relu = relu;
+    public bool Any => Scale != null || Shift != null || Relu;
+
+    /// <summary>dst = epilogue(src) for one row of output channel co (dst may be src).</summary>
+    public void Apply(ReadOnlySpan<float> src, Span<float> dst, int co)
+    {
+        if (Scale != null)
+        {
+            if (Shift != null) ScaleShift(src, Scale[co], Shift[co], dst);
+            else TensorPrimitives.Multiply(src, Scale[co], dst);
+        }
+        else if (Shift != null) TensorPrimitives.Add(src, Shift[co], dst);
+        else if (!Unsafe.AreSame(ref MemoryMarshal.GetReference(src), ref MemoryMarshal.GetReference(dst))) src.CopyTo(dst);
+        if (Relu) TensorPrimitives.Max(dst, 0f, dst);
+    }
+
+    // dst = src·a + b, the product rounded before the sum
+    private static void ScaleShift(ReadOnlySpan<float> src, float a, float b, Span<float> dst)
+    {
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var va = Vector512.Create(a); var vb = Vector512.Create(b);
+            for (; i + 16 <= src.Length; i += 16) (Vector512.Create(src.Slice(i, 16)) * va + vb).CopyTo(dst.Slice(i, 16));
+        }
+        for (; i < src.Length; i++) dst[i] = src[i] * a + b;
+    }
+
+    /// <summary>The epilogue in place over y (N, C, S), in parallel over the planes.</summary>
+    public void Planes(int n, int c, int s, Span<float> y)
+    {
+        var self = this;
+        fixed (float* py = y)
+        {
+            float* ay = py;
+            Par.For(n * c, Math.Max(1, 16384 / Math.Max(1, s)), (p0, p1) =>
+            {
+                for (int p = p0; p < p1; p++)
+                {
+                    var plane = new Span<float>(ay + (long)p * s, s);
+                    self.Apply(plane, plane, p % c);
+                }
+            });
+        }
+    }
+}
+
+/// <summary>
 /// 2-D convolution (cross-correlation, as PyTorch) forward/backward. The generic paths are direct nested loops
 /// (the reference, used for double-precision gradient checks); float takes the fast paths: im2col per image and
 /// group + <see cref="Gemm.Run"/>, a plain GEMM for 1×1 stride-1 convs, and direct SIMD kernels for depthwise.
@@ -65,7 +120,9 @@ internal static unsafe class Conv
         Check(g, x.Length, w.Length, b.Length, y.Length);
         if (typeof(T) == typeof(float))
         {
-            ForwardF(g, MemoryMarshal.Cast<T, float>(x), MemoryMarshal.Cast<T, float>(w), MemoryMarshal.Cast<T, float>(b), MemoryMarshal.Cast<T, float>(y));
+            var bf = MemoryMarshal.Cast<T, float>(b);
+            fixed (float* pb = bf)
+                ForwardF(g, MemoryMarshal.Cast<T, float>(x), MemoryMarshal.Cast<T, float>(w), new ConvEpilogue(null, bf.IsEmpty ? null : pb, false), MemoryMarshal.Cast<T, float>(y));
             return;
         }
         ForwardReference(g, x, w, b, y);
@@ -196,29 +253,108 @@ internal static unsafe class Conv
     /// <summary>GEMM columns a group of images aims for, and the most floats its im2col buffer may take.</summary>
     internal static int GroupColumns = 4096, GroupColFloats = 8 << 20;
 
-    private static void ForwardF(ConvGeom g, ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> b, Span<float> y)
+    /// <summary>
+    /// Float forward with an epilogue per output channel: y = conv(x, w)·scale[co] + shift[co], then max(y, 0) when
+    /// <paramref name="relu"/> (an eval-mode batch norm folded in, and the ReLU after it). Empty scale means 1, empty
+    /// shift 0 (the shift is where a conv bias goes). Overwrites y. For passes without gradients: nothing is recorded.
+    /// </summary>
+    public static void ForwardScaleShift(ConvGeom g, ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> scale,
+        ReadOnlySpan<float> shift, bool relu, Span<float> y)
     {
-        if (g.IsDepthwise) { Depthwise.Forward(g, x, w, b, y); return; }
-        fixed (float* px = x) fixed (float* pw = w) fixed (float* pb = b) fixed (float* py = y)
+        Check(g, x.Length, w.Length, shift.Length, y.Length);
+        if (!scale.IsEmpty && scale.Length != g.Cout) throw new ArgumentException($"scale must have {g.Cout} values.");
+        fixed (float* ps = scale) fixed (float* pt = shift)
+            ForwardF(g, x, w, new ConvEpilogue(scale.IsEmpty ? null : ps, shift.IsEmpty ? null : pt, relu), y);
+    }
+
+    private static void ForwardF(ConvGeom g, ReadOnlySpan<float> x, ReadOnlySpan<float> w, ConvEpilogue epi, Span<float> y)
+    {
+        if (g.IsDepthwise)
         {
-            float* ax = px, aw = pw, ab = b.IsEmpty ? null : pb, ay = py;
-            if (g.N > 1 && g.Groups == 1 && g.OHW < GroupImagesBelow) { ForwardImageGroups(g, ax, aw, ab, ay); return; }
+            // the depthwise kernels add a bias (a shift without scale) themselves; anything more is a pass over y afterwards
+            bool asBias = epi.Scale == null && epi.Shift != null;
+            Depthwise.Forward(g, x, w, asBias ? new ReadOnlySpan<float>(epi.Shift, g.Cout) : default, y);
+            var rest = asBias ? new ConvEpilogue(null, null, epi.Relu) : epi;
+            if (rest.Any) rest.Planes(g.N, g.Cout, g.OHW, y);
+            return;
+        }
+        fixed (float* px = x) fixed (float* pw = w) fixed (float* py = y)
+        {
+            float* ax = px, aw = pw, ay = py;
+            if (Winograd.Preferred(g)) { ForwardWinograd(g, ax, aw, epi, ay); return; }
+            if (g.N > 1 && g.Groups == 1 && g.OHW < GroupImagesBelow) { ForwardImageGroups(g, ax, aw, epi, ay); return; }
             // image-parallel with one image per task, so a thread slowed by other load hands images over
             // (each image is computed alone, so the split does not change a bit)
-            if (ImageParts(g.N) == 1) ForwardImages(g, ax, aw, ab, ay, 0, g.N);
-            else Par.For(g.N, 1, (n0, n1) => ForwardImages(g, ax, aw, ab, ay, n0, n1));
+            if (ImageParts(g.N) == 1) ForwardImages(g, ax, aw, epi, ay, 0, g.N);
+            else Par.For(g.N, 1, (n0, n1) => ForwardImages(g, ax, aw, epi, ay, n0, n1));
         }
     }
 
-    private static void ForwardImages(ConvGeom g, float* x, float* w, float* b, float* y, int n0, int n1)
+    /// <summary>
+    /// Float forward through Winograd F(m×m, 3×3) from weights already transformed by <see cref="Winograd.TransformWeights"/>
+    /// with the same m: u (α², Cout, Cin), for callers that keep u while the weights do not change; scale, shift and
+    /// relu as in <see cref="ForwardScaleShift"/> (a bias is the shift).
+    /// </summary>
+    public static void ForwardWinograd(ConvGeom g, int m, ReadOnlySpan<float> x, ReadOnlySpan<float> u, ReadOnlySpan<float> scale,
+        ReadOnlySpan<float> shift, bool relu, Span<float> y)
     {
-        float[]? col = g.IsPointwise ? null : BufferPool.Rent(g.K * g.OHW);
+        Check(g, x.Length, g.Cout * g.K, shift.Length, y.Length);
+        if (!scale.IsEmpty && scale.Length != g.Cout) throw new ArgumentException($"scale must have {g.Cout} values.");
+        if (u.Length < Winograd.WeightFloats(g, m)) throw new ArgumentException($"Transformed weights too short for F({m}×{m}, 3×3) of {g}.");
+        fixed (float* px = x) fixed (float* pu = u) fixed (float* ps = scale) fixed (float* pt = shift) fixed (float* py = y)
+            Winograd.Forward(g, m, px, pu, new ConvEpilogue(scale.IsEmpty ? null : ps, shift.IsEmpty ? null : pt, relu), py);
+    }
+
+    /// <summary>3×3 stride-1 convs by Winograd F(m×m, 3×3) (<see cref="Winograd"/>), the weights transformed on each call.</summary>
+    private static void ForwardWinograd(ConvGeom g, float* x, float* w, ConvEpilogue epi, float* y)
+    {
+        int m = Winograd.TileSize;
+        float[] u = BufferPool.Rent(Winograd.WeightFloats(g, m));
+        try
+        {
+            fixed (float* pu = u)
+            {
+                Winograd.TransformWeights(g, m, w, pu);
+                Winograd.Forward(g, m, x, pu, epi, y);
+            }
+        }
+        finally { BufferPool.Return(u); }
+    }
+
+    /// <summary>Single-group im2col convs whose im2col matrix would pass this many floats go by bands of output rows.</summary>
+    internal static int ColBandFloats = 1 << 17;
+
+    private static void ForwardImages(ConvGeom g, float* x, float* w, ConvEpilogue epi, float* y, int n0, int n1)
+    {
+        // output rows per band (all of them when the whole im2col matrix is small, or for pointwise / grouped convs);
+        // each output is the same sum in the same order either way
+        int bandRows = g.IsPointwise || g.Groups > 1 || (long)g.K * g.OHW <= ColBandFloats ? g.OH
+            : Math.Clamp(ColBandFloats / (g.K * g.OW), 1, g.OH);
+        float[]? col = g.IsPointwise ? null : BufferPool.Rent(g.K * (bandRows < g.OH ? bandRows * g.OW : g.OHW));
         try
         {
             fixed (float* pcol = col)
                 for (int n = n0; n < n1; n++)
                 {
                     float* xn = x + (long)n * g.Cin * g.HW, yn = y + (long)n * g.Cout * g.OHW;
+                    if (bandRows < g.OH)
+                    {
+                        // bands of output rows: im2col, GEMM and epilogue of each band while it is in cache
+                        for (int oh0 = 0; oh0 < g.OH; oh0 += bandRows)
+                        {
+                            int oh1 = Math.Min(g.OH, oh0 + bandRows), cols = (oh1 - oh0) * g.OW;
+                            Im2Col(g, xn, pcol, cols, oh0, oh1);
+                            float* yb = yn + (long)oh0 * g.OW;
+                            Gemm.Run(false, false, g.Cout, cols, g.K, 1f, w, g.K, pcol, cols, 0f, yb, g.OHW);
+                            if (epi.Any)
+                                for (int co = 0; co < g.Cout; co++)
+                                {
+                                    var row = new Span<float>(yb + (long)co * g.OHW, cols);
+                                    epi.Apply(row, row, co);
+                                }
+                        }
+                        continue;
+                    }
                     for (int grp = 0; grp < g.Groups; grp++)
                     {
                         float* xg = xn + (long)grp * g.CinG * g.HW;
@@ -227,11 +363,11 @@ internal static unsafe class Conv
                         Gemm.Run(false, false, g.CoutG, g.OHW, g.K, 1f, w + (long)grp * g.CoutG * g.K, g.K,
                             bmat, g.OHW, 0f, yn + (long)grp * g.CoutG * g.OHW, g.OHW);
                     }
-                    if (b != null)
+                    if (epi.Any)
                         for (int co = 0; co < g.Cout; co++)
                         {
                             var row = new Span<float>(yn + (long)co * g.OHW, g.OHW);
-                            TensorPrimitives.Add(row, b[co], row);
+                            epi.Apply(row, row, co);
                         }
                 }
         }
@@ -242,10 +378,10 @@ internal static unsafe class Conv
     /// Forward for small output planes: the im2col matrices of several images side by side, col (K, G·OHW), and one
     /// GEMM y_G (Cout, G·OHW) = W (Cout, K) · col per group of G images, threaded inside the GEMM. The weights are packed
     /// once per group instead of once per image, and the GEMM's column panels are full (a 7×7 plane alone fills 49 of
-    /// 64 columns). Then y_G is scattered to (N, Cout, OHW) with the bias. Each output is the same sum, in the same
-    /// order, as with one image per GEMM.
+    /// 64 columns). Then y_G is scattered to (N, Cout, OHW) through the epilogue. Each output is the same sum, in the
+    /// same order, as with one image per GEMM.
     /// </summary>
-    private static void ForwardImageGroups(ConvGeom g, float* x, float* w, float* b, float* y)
+    private static void ForwardImageGroups(ConvGeom g, float* x, float* w, ConvEpilogue epi, float* y)
     {
         long perImage = (long)g.K * g.OHW;
         int group = Math.Clamp((GroupColumns + g.OHW - 1) / g.OHW, 1, g.N);
@@ -272,7 +408,7 @@ internal static unsafe class Conv
                             int i = r / g.Cout, co = r % g.Cout;
                             var src = new ReadOnlySpan<float>(aa + (long)co * ld + (long)i * g.OHW, g.OHW);
                             var dst = new Span<float>(y + ((long)(n0c + i) * g.Cout + co) * g.OHW, g.OHW);
-                            if (b != null) TensorPrimitives.Add(src, b[co], dst);
+                            if (epi.Any) epi.Apply(src, dst, co);
                             else src.CopyTo(dst);
                         }
                     });
@@ -381,35 +517,48 @@ internal static unsafe class Conv
         }
     }
 
+    private static readonly Vector512<int> EvenLanes = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+
     // col (CinG·KH·KW, OH·OW) ← x (CinG, H, W) of one image and group; padding reads as zero
     internal static void Im2Col(ConvGeom g, float* x, float* col) => Im2Col(g, x, col, g.OHW);
 
     // the same, rows ld floats apart (several images' columns side by side)
-    internal static void Im2Col(ConvGeom g, float* x, float* col, long ld)
+    internal static void Im2Col(ConvGeom g, float* x, float* col, long ld) => Im2Col(g, x, col, ld, 0, g.OH);
+
+    // the columns of output rows [oh0, oh1) only: col (CinG·KH·KW, (oh1 − oh0)·OW), rows ld floats apart
+    internal static void Im2Col(ConvGeom g, float* x, float* col, long ld, int oh0, int oh1)
     {
         int taps = g.KH * g.KW;
-        Par.For(g.CinG, Math.Max(1, 65536 / Math.Max(1, taps * g.OHW)), (c0, c1) =>
+        Par.For(g.CinG, Math.Max(1, 65536 / Math.Max(1, taps * (oh1 - oh0) * g.OW)), (c0, c1) =>
         {
             for (int c = c0; c < c1; c++)
                 for (int i = 0; i < g.KH; i++)
                     for (int j = 0; j < g.KW; j++)
-                        Im2ColRow(g, x + (long)c * g.HW, i, j, col + (long)((c * g.KH + i) * g.KW + j) * ld);
+                        Im2ColRow(g, x + (long)c * g.HW, i, j, col + (long)((c * g.KH + i) * g.KW + j) * ld, oh0, oh1);
         });
     }
 
-    private static void Im2ColRow(ConvGeom g, float* xc, int i, int j, float* dst)
+    private static void Im2ColRow(ConvGeom g, float* xc, int i, int j, float* dst, int oh0, int oh1)
     {
         int offW = j * g.DW - g.PW;
         var (lo, hi) = ValidRange(g.OW, g.W, g.SW, offW);
-        for (int oh = 0; oh < g.OH; oh++)
+        for (int oh = oh0; oh < oh1; oh++)
         {
-            float* d = dst + oh * g.OW;
+            float* d = dst + (oh - oh0) * g.OW;
             int ih = oh * g.SH - g.PH + i * g.DH;
             if ((uint)ih >= (uint)g.H) { new Span<float>(d, g.OW).Clear(); continue; }
             float* xr = xc + ih * g.W + offW;
             for (int ow = 0; ow < lo; ow++) d[ow] = 0;
             if (g.SW == 1) new ReadOnlySpan<float>(xr + lo, hi - lo).CopyTo(new Span<float>(d + lo, hi - lo));
-            else for (int ow = lo; ow < hi; ow++) d[ow] = xr[ow * g.SW];
+            else
+            {
+                int ow = lo;
+                if (g.SW == 2 && Avx512F.IsSupported)
+                    // 16 outputs from the even lanes of 32 inputs, while all 32 lie inside the row
+                    for (; ow + 16 <= hi && 2 * ow + offW + 32 <= g.W; ow += 16)
+                        Vector512.Store(Avx512F.PermuteVar16x32x2(Vector512.Load(xr + 2 * ow), EvenLanes, Vector512.Load(xr + 2 * ow + 16)), d + ow);
+                for (; ow < hi; ow++) d[ow] = xr[ow * g.SW];
+            }
             for (int ow = hi; ow < g.OW; ow++) d[ow] = 0;
         }
     }

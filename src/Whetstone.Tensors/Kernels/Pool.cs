@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using Whetstone.Tensors.Memory;
 
 namespace Whetstone.Tensors.Kernels;
@@ -87,7 +88,7 @@ internal static unsafe class Pool
             float* ax = px, ay = py;
             Par.For(g.Planes, Grain(g.OHW * g.KH * g.KW), (p0, p1) =>
             {
-                float[] rowMax = BufferPool.Rent(g.W);
+                float[] rowMax = BufferPool.Rent(g.W + 32);   // RowMax's strided loads read up to one float past W
                 try
                 {
                     fixed (float* col = rowMax)
@@ -99,8 +100,10 @@ internal static unsafe class Pool
                                 int h0 = oh * g.SH - g.PH, hs = Math.Max(h0, 0), he = Math.Min(h0 + g.KH, g.H);
                                 ColumnMax(xp + (long)hs * g.W, he - hs, g.W, col);
                                 float* yr = yp + oh * g.OW;
+                                var (lo, hi) = RowMaxVector(g, col, yr);
                                 for (int ow = 0; ow < g.OW; ow++)
                                 {
+                                    if (ow == lo) { ow = hi - 1; continue; }   // [lo, hi) done by RowMaxVector
                                     int w0 = ow * g.SW - g.PW, ws = Math.Max(w0, 0), we = Math.Min(w0 + g.KW, g.W);
                                     float m = float.NegativeInfinity;
                                     for (int iw = ws; iw < we; iw++)
@@ -116,6 +119,35 @@ internal static unsafe class Pool
                 finally { BufferPool.Return(rowMax); }
             });
         }
+    }
+
+    private static readonly Vector512<int> EvenLanes = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+
+    /// <summary>
+    /// yr[ow] = max of the kW columns col[ow·SW − PW + j] for the windows [lo, hi) that lie inside the row, 16 at a time
+    /// (AVX-512, stride 1 or 2: stride 2 picks the even lanes of two loads); returns the range done, empty when none.
+    /// Same NaN rule as the scalar loop.
+    /// </summary>
+    private static (int lo, int hi) RowMaxVector(PoolGeom g, float* col, float* yr)
+    {
+        if (!Avx512F.IsSupported || g.SW > 2) return (-1, -1);
+        int lo = (g.PW + g.SW - 1) / g.SW;                     // first window with w0 ≥ 0
+        int hi = Math.Min(g.OW, (g.W - g.KW + g.PW) / g.SW + 1);   // past the last window with w0 + kW ≤ W
+        int blocks = (hi - lo) / 16;
+        if (blocks <= 0) return (-1, -1);
+        hi = lo + blocks * 16;
+        for (int ow = lo; ow < hi; ow += 16)
+        {
+            float* src = col + ow * g.SW - g.PW;
+            var m = Vector512.Create(float.NegativeInfinity);
+            for (int j = 0; j < g.KW; j++)
+            {
+                var v = g.SW == 1 ? Vector512.Load(src + j) : Avx512F.PermuteVar16x32x2(Vector512.Load(src + j), EvenLanes, Vector512.Load(src + j + 16));
+                m = Vector512.ConditionalSelect(Vector512.GreaterThan(v, m) | (~Vector512.Equals(v, v) & Vector512.Equals(m, m)), v, m);
+            }
+            m.Store(yr + ow);
+        }
+        return (lo, hi);
     }
 
     /// <summary>dst[w] = max over <paramref name="rows"/> rows (stride <paramref name="width"/>) from <paramref name="src"/>; −∞ for none.</summary>

@@ -61,7 +61,7 @@ internal sealed class OnnxGemm : Module<Tensor, Tensor>
 /// the input) and keeps ONNX's output size, cropping the extra last row/column when the symmetric padding makes one.
 /// Parameters as <see cref="Conv2d"/>: <c>weight</c> [Cout, Cin/groups, kH, kW], <c>bias</c> [Cout].
 /// </summary>
-internal sealed class OnnxConv : Module<Tensor, Tensor>
+internal sealed class OnnxConv : Module<Tensor, Tensor>, Graph.IScaleShiftConv
 {
     private readonly (int H, int W) _stride, _dilation;
     private readonly int _groups;
@@ -78,9 +78,19 @@ internal sealed class OnnxConv : Module<Tensor, Tensor>
 
     public override Tensor Forward(Tensor input)
     {
+        var y = Tensor.Conv2d(input, Weight, Bias, _stride, (_pads.Top, _pads.Left), _dilation, _groups);
+        return Crop(input, y);
+    }
+
+    /// <inheritdoc/>
+    public Tensor ForwardScaleShift(Tensor input, float[] scale, float[] shift, bool relu) =>
+        Crop(input, Tensor.Conv2dScaleShift(input, Weight, scale, shift, relu, _stride, (_pads.Top, _pads.Left), _dilation, _groups));
+
+    // ONNX's output size from the begin pads used on both sides: the extra last row/column cut off
+    private Tensor Crop(Tensor input, Tensor y)
+    {
         int oh = (input.Dim(-2) + _pads.Top + _pads.Bottom - _dilation.H * (Weight.Dim(2) - 1) - 1) / _stride.H + 1;
         int ow = (input.Dim(-1) + _pads.Left + _pads.Right - _dilation.W * (Weight.Dim(3) - 1) - 1) / _stride.W + 1;
-        var y = Tensor.Conv2d(input, Weight, Bias, _stride, (_pads.Top, _pads.Left), _dilation, _groups);
         return y.Dim(2) == oh && y.Dim(3) == ow ? y : y.Narrow(2, 0, oh).Narrow(3, 0, ow).Contiguous();
     }
 
