@@ -95,8 +95,35 @@ internal static unsafe partial class Gemm
         if (m <= 0 || n <= 0) return;
         if (k <= 0 || alpha == 0) { ScaleC(m, n, beta, c, ldc); return; }
         if (!transA && transB && m <= GemvRows) { Gemv(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, default); return; }
+        if (!transA && !transB && m <= GemvRows) { RowCombination(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc); return; }
         int threads = (long)m * n * k < ParallelThreshold ? 1 : Par.Threads;
         Packed(ForRows(m), threads, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    }
+
+    /// <summary>
+    /// C[i, :] = alpha·Σ_k A[i, k]·B[k, :] + beta·C[i, :] for i &lt; m ≤ <see cref="GemvRows"/>, B read as [k, n] rows in
+    /// place (a one-token attention step's P·V over the whole KV cache): each row of B is read once, nothing is packed.
+    /// Parallel over column chunks when the product is large.
+    /// </summary>
+    private static void RowCombination(int m, int n, int k, float alpha, float* a, int lda, float* b, int ldb, float beta, float* c, int ldc)
+    {
+        int grain = (long)n * k < ParallelThreshold ? n : Math.Max(256, n / Math.Max(1, 4 * Par.Threads));
+        Par.For(n, grain, (s, e) =>
+        {
+            int w = e - s;
+            for (int i = 0; i < m; i++)
+            {
+                var ci = new Span<float>(c + (long)i * ldc + s, w);
+                if (beta == 0) ci.Clear();
+                else if (beta != 1) System.Numerics.Tensors.TensorPrimitives.Multiply(ci, beta, ci);
+                float* ai = a + (long)i * lda;
+                for (int kk = 0; kk < k; kk++)
+                {
+                    float x = alpha * ai[kk];
+                    if (x != 0) System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(b + (long)kk * ldb + s, w), x, ci, ci);
+                }
+            }
+        });
     }
 
     /// <summary>
