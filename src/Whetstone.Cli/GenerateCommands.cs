@@ -63,36 +63,45 @@ internal static class GenerateCommands
     }
 
     /// <summary>
-    /// Generates one reply to <paramref name="prompt"/> ids, writing text to <paramref name="output"/> as it comes; stops at
-    /// a stop id, a stop string (cut from the output) or the token limit. Returns the text and why it ended.
+    /// Generates one reply to <paramref name="prompt"/> ids, passing text to <paramref name="onText"/> as soon as it is
+    /// whole characters that cannot still become a stop string; stops at a stop id, a stop string (cut from the output)
+    /// or the token limit. Returns the text, why it ended and the tokens generated.
     /// </summary>
-    private static (string Text, FinishReason Finish) Stream(Generator g, int[] prompt, GenerationOptions options, IReadOnlyList<string> stops, TextWriter output)
+    internal static (string Text, FinishReason Finish, int Tokens) Stream(Generator g, int[] prompt, GenerationOptions options, IReadOnlyList<string> stops,
+        Action<string> onText, CancellationToken cancel = default)
     {
         var decoder = g.Tokenizer.CreateIncrementalDecoder(skipSpecialTokens: true);
         var text = new StringBuilder();
-        int written = 0;
+        int sent = 0, tokens = 0;
         int holdBack = stops.Count == 0 ? 0 : stops.Max(s => s.Length) - 1;   // text that may still become a stop string
-        string? hit = null;
-        void Write(bool final)
+        bool hit = false;
+        void Send(bool final)
         {
-            int upTo = final ? text.Length : Math.Max(written, text.Length - holdBack);
-            if (upTo > written) { output.Write(text.ToString(written, upTo - written)); output.Flush(); written = upTo; }
+            int upTo = final ? text.Length : Math.Max(sent, text.Length - holdBack);
+            if (upTo > sent) { onText(text.ToString(sent, upTo - sent)); sent = upTo; }
         }
         var rows = TextGeneration.Generate(g.Model, [prompt], options,
-            onToken: (_, id) => { text.Append(decoder.Add(id)); },
+            onToken: (_, id) => { tokens++; text.Append(decoder.Add(id)); },
             stop: (_, _) =>
             {
                 foreach (var s in stops)
                 {
                     int at = text.ToString().IndexOf(s, StringComparison.Ordinal);
-                    if (at >= 0) { hit = s; text.Length = at; break; }
+                    if (at >= 0) { hit = true; text.Length = at; break; }
                 }
-                if (hit is null) Write(final: false);
-                return hit is not null;
-            });
-        if (hit is null) text.Append(decoder.Flush());
-        Write(final: true);
-        return (text.ToString(), rows[0].Finish);
+                if (!hit) Send(final: false);
+                return hit;
+            }, cancel: cancel);
+        if (!hit) text.Append(decoder.Flush());
+        Send(final: true);
+        return (text.ToString(), rows[0].Finish, tokens);
+    }
+
+    /// <summary><see cref="Stream(Generator, int[], GenerationOptions, IReadOnlyList{string}, Action{string}, CancellationToken)"/> written to <paramref name="output"/>.</summary>
+    private static (string Text, FinishReason Finish) Stream(Generator g, int[] prompt, GenerationOptions options, IReadOnlyList<string> stops, TextWriter output)
+    {
+        var (text, finish, _) = Stream(g, prompt, options, stops, piece => { output.Write(piece); output.Flush(); });
+        return (text, finish);
     }
 
     public static Command Generate(Option<int> threads)

@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Threading.Channels;
@@ -195,31 +194,8 @@ internal sealed class ChatServer(GenerateCommands.Generator g, string modelId, i
     /// <summary>Runs one generation; text pieces go to <paramref name="onText"/> as they are whole (stop strings held back and cut).</summary>
     private (string Text, string Finish, int Tokens) Generate(Request r, Action<string> onText, CancellationToken cancel)
     {
-        var decoder = g.Tokenizer.CreateIncrementalDecoder(skipSpecialTokens: true);
-        var text = new StringBuilder();
-        int sent = 0, tokens = 0;
-        int hold = r.Stops.Count == 0 ? 0 : r.Stops.Max(s => s.Length) - 1;
-        bool hit = false;
-        void Send(bool final)
-        {
-            int upTo = final ? text.Length : Math.Max(sent, text.Length - hold);
-            if (upTo > sent) { onText(text.ToString(sent, upTo - sent)); sent = upTo; }
-        }
-        var rows = TextGeneration.Generate(g.Model, [r.Prompt], r.Options,
-            onToken: (_, t) => { tokens++; text.Append(decoder.Add(t)); },
-            stop: (_, _) =>
-            {
-                foreach (var s in r.Stops)
-                {
-                    int at = text.ToString().IndexOf(s, StringComparison.Ordinal);
-                    if (at >= 0) { hit = true; text.Length = at; break; }
-                }
-                if (!hit) Send(final: false);
-                return hit;
-            }, cancel: cancel);
-        if (!hit) text.Append(decoder.Flush());
-        Send(final: true);
-        return (text.ToString(), rows[0].Finish == FinishReason.Stop ? "stop" : "length", tokens);
+        var (text, finish, tokens) = GenerateCommands.Stream(g, r.Prompt, r.Options, r.Stops, onText, cancel);
+        return (text, finish == FinishReason.Stop ? "stop" : "length", tokens);
     }
 
     private async Task Stream(HttpContext http, Request r, string id)

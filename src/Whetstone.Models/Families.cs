@@ -47,7 +47,15 @@ internal sealed record SequenceClassificationHead(
 /// (GPT-2's Conv1D) and are transposed on load.</param>
 internal sealed record CausalLmHead(
     Func<HfConfig, string, Rng, CausalLm> Create,
-    IReadOnlyList<string> Transposed);
+    IReadOnlyList<string> Transposed)
+{
+    private System.Text.RegularExpressions.Regex[]? _transposed;
+
+    /// <summary>Whether the checkpoint stores module tensor <paramref name="path"/> [in, out] (one of <see cref="Transposed"/>, matched whole).</summary>
+    public bool IsTransposed(string path) =>
+        (_transposed ??= Transposed.Select(p => new System.Text.RegularExpressions.Regex("^(?:" + p + ")$", System.Text.RegularExpressions.RegexOptions.CultureInvariant)).ToArray())
+        .Any(rx => rx.IsMatch(path));
+}
 
 /// <summary>The family registry, keyed by Hugging Face <c>model_type</c>. A new family adds its definition here.</summary>
 internal static class Families

@@ -1,6 +1,5 @@
 using Whetstone.Nn;
 using Whetstone.Tensors;
-using Whetstone.Tensors.Memory;
 
 namespace Whetstone.Models.Transformers;
 
@@ -143,17 +142,9 @@ internal static class DecoderOps
         return Tensor.MultiHeadAttention(q, k, v, heads, causal: true, mask, dropout: dropout, rng: dropout > 0 ? rng : null, kvHeads: kvHeads);
     }
 
-    /// <summary>Runs the blocks in order; each block's activations are released unless something needs their gradient.</summary>
-    public static Tensor RunLayers<T>(IReadOnlyList<T> layers, Tensor x, Func<T, int, Tensor, Tensor> forward)
-    {
-        for (int i = 0; i < layers.Count; i++)
-        {
-            var input = x;
-            int index = i;
-            x = TensorScope.Release(() => forward(layers[index], index, input));
-        }
-        return x;
-    }
+    /// <summary>Runs the blocks in order with their index (<see cref="EncoderOps.RunLayers"/>, which releases activations nothing needs).</summary>
+    public static Tensor RunLayers<T>(IReadOnlyList<T> layers, Tensor x, Func<T, int, Tensor, Tensor> forward) =>
+        EncoderOps.RunLayers(Enumerable.Range(0, layers.Count), x, (i, h) => forward(layers[i], i, h));
 
     /// <summary>h (B, T, D) · Eᵀ for a tied output projection with the embedding matrix E (V, D).</summary>
     public static Tensor TiedLogits(Tensor h, Tensor embedding) => Tensor.Linear(h, embedding, null);

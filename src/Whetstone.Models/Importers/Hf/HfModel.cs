@@ -319,30 +319,12 @@ public static class HfModel
         var sw = Stopwatch.StartNew();
         var folder = ResolveFolder(pathOrName, Environment.GetEnvironmentVariable);
         var config = HfConfig.Load(System.IO.Path.Combine(folder, "config.json"));
-        var modelType = config.StringOrNull("model_type")
-            ?? throw new HfCheckpointException(HfFault.UnknownModelType, config.Path, $"config.json has no model_type; decoders supported: {string.Join(", ", CausalLmModelTypes)}.", "model_type");
-        var family = Families.Find(modelType);
-        var head = family?.CausalLm
-            ?? throw new HfCheckpointException(HfFault.UnknownModelType, config.Path, family is null
-                ? $"model_type '{modelType}' is not supported; decoders supported: {string.Join(", ", CausalLmModelTypes)}."
-                : $"model_type '{modelType}' is an encoder (no language-modelling head); decoders supported: {string.Join(", ", CausalLmModelTypes)}.", "model_type");
-
+        var (model, modelType, family, head) = BuildDecoder(config, new Rng((ulong)seed));
         var files = OpenWeights(folder);
         try
         {
-            CausalLm model;
-            try
-            {
-                using (ModelInit.SkipWeightInit()) model = head.Create(config, modelType, new Rng((ulong)seed));
-            }
-            catch (Exception e) when (e is ArgumentException or NotSupportedException)
-            {
-                throw new HfCheckpointException(HfFault.InvalidConfig, config.Path, e.Message);
-            }
             var tensors = model.StateDict();
-            var swap = head.Transposed.Select(p => new System.Text.RegularExpressions.Regex("^" + p + "$", System.Text.RegularExpressions.RegexOptions.CultureInvariant)).ToArray();
-            var keys = PlanKeys(modelType, HfKeyMap.Derive(tensors.Keys, family.Keys), tensors, files,
-                transposed: target => swap.Any(rx => rx.IsMatch(target)), dropOnMismatch: _ => false);
+            var keys = PlanKeys(modelType, HfKeyMap.Derive(tensors.Keys, family.Keys), tensors, files, transposed: head.IsTransposed, dropOnMismatch: _ => false);
             var missing = tensors.Keys.Where(k => !keys.Filled.ContainsKey(k)).ToList();
             if (missing.Count > 0)
                 throw new HfCheckpointException(HfFault.MissingKey, files[0].Item1.Path,
@@ -381,7 +363,6 @@ public static class HfModel
         if (Nn.Lora.LoraInjector.Layers(model).Any())
             throw new InvalidOperationException("The model still has LoRA adapters; merge them (LoraInjector.MergeAndUnload) or save the adapter alone.");
         var head = Families.Find(model.ModelType)?.CausalLm ?? throw new InvalidOperationException($"model_type '{model.ModelType}' has no registered decoder family.");
-        var swap = head.Transposed.Select(p => new System.Text.RegularExpressions.Regex("^" + p + "$", System.Text.RegularExpressions.RegexOptions.CultureInvariant)).ToArray();
         Directory.CreateDirectory(outDir);
         var files = new List<string>();
         var cfg = config ?? System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(System.IO.Path.Combine(sourceFolder, "config.json")))!.AsObject();
@@ -401,7 +382,7 @@ public static class HfModel
         using (new Tensors.Memory.TensorScope())
         {
             foreach (var (name, t) in model.StateDict())
-                state[name] = swap.Any(rx => rx.IsMatch(name)) ? t.Transpose(0, 1).Contiguous() : t;
+                state[name] = head.IsTransposed(name) ? t.Transpose(0, 1).Contiguous() : t;
             SafeTensors.Save(System.IO.Path.Combine(outDir, "model.safetensors"), state, new Dictionary<string, string> { ["format"] = "pt" }, dtype);
         }
         files.Add("model.safetensors");
@@ -417,24 +398,35 @@ public static class HfModel
     {
         ArgumentException.ThrowIfNullOrEmpty(folder);
         var config = HfConfig.Load(System.IO.Path.Combine(folder, "config.json"));
+        var rng = new Rng((ulong)seed);
+        var (model, _, family, _) = BuildDecoder(config, rng);
+        ModelInit.HfInit(model, rng, family.Std(config));
+        model.Eval();
+        return model;
+    }
+
+    /// <summary>
+    /// The decoder <paramref name="config"/> describes, built with its weights left at zero (a checkpoint or
+    /// <see cref="ModelInit.HfInit"/> fills them): its model_type's family and language-modelling head; a config that is
+    /// not a supported decoder, or that the family refuses, is an <see cref="HfCheckpointException"/>.
+    /// </summary>
+    private static (CausalLm Model, string ModelType, ModelFamily Family, CausalLmHead Head) BuildDecoder(HfConfig config, Rng rng)
+    {
         var modelType = config.StringOrNull("model_type")
             ?? throw new HfCheckpointException(HfFault.UnknownModelType, config.Path, $"config.json has no model_type; decoders supported: {string.Join(", ", CausalLmModelTypes)}.", "model_type");
         var family = Families.Find(modelType);
         var head = family?.CausalLm
-            ?? throw new HfCheckpointException(HfFault.UnknownModelType, config.Path, $"model_type '{modelType}' is not a supported decoder ({string.Join(", ", CausalLmModelTypes)}).", "model_type");
-        CausalLm model;
-        var rng = new Rng((ulong)seed);
+            ?? throw new HfCheckpointException(HfFault.UnknownModelType, config.Path, family is null
+                ? $"model_type '{modelType}' is not supported; decoders supported: {string.Join(", ", CausalLmModelTypes)}."
+                : $"model_type '{modelType}' is an encoder (no language-modelling head); decoders supported: {string.Join(", ", CausalLmModelTypes)}.", "model_type");
         try
         {
-            using (ModelInit.SkipWeightInit()) model = head.Create(config, modelType, rng);
+            using (ModelInit.SkipWeightInit()) return (head.Create(config, modelType, rng), modelType, family, head);
         }
         catch (Exception e) when (e is ArgumentException or NotSupportedException)
         {
             throw new HfCheckpointException(HfFault.InvalidConfig, config.Path, e.Message);
         }
-        ModelInit.HfInit(model, rng, family.Std(config));
-        model.Eval();
-        return model;
     }
 
     /// <summary>The <c>model_type</c> values <see cref="LoadCausalLm"/> reads.</summary>
