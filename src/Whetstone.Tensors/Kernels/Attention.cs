@@ -14,14 +14,19 @@ internal static unsafe class AttentionKernel
     {
         Gemm.Run(false, true, tq, tk, dh, scale, q, ldq, k, ldk, 0f, p, tk);
         int shift = tk - tq;
+        // the key mask as 0 / −∞ added to every row; keys a causal mask hides are not looked at
+        float[]? heap = keyMask != null && tk > 4096 ? GC.AllocateUninitializedArray<float>(tk, pinned: true) : null;   // pinned: never moves
+        float* add = null;
+        if (keyMask != null)
+        {
+            float* stack = stackalloc float[heap is null ? tk : 0];
+            fixed (float* ph = heap) add = heap is null ? stack : ph;
+            for (int j = 0; j < tk; j++) add[j] = keyMask[j] == 0 ? float.NegativeInfinity : 0f;
+        }
         for (int i = 0; i < tq; i++)
         {
-            var row = new Span<float>(p + (long)i * tk, tk);
-            if (keyMask != null)
-                for (int j = 0; j < tk; j++) if (keyMask[j] == 0) row[j] = float.NegativeInfinity;
-            if (causal)
-                for (int j = Math.Max(i + shift + 1, 0); j < tk; j++) row[j] = float.NegativeInfinity;
-            Softmax.Row<float>(row, row, log: false);
+            int visible = causal ? Math.Clamp(i + shift + 1, 0, tk) : tk;
+            Softmax.RowMasked(p + (long)i * tk, add, visible, tk);
         }
         if (drop != null)
         {

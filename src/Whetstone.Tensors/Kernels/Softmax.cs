@@ -49,6 +49,28 @@ internal static unsafe class Softmax
     }
 
     /// <summary>
+    /// Softmax in place of the first <paramref name="n"/> of <paramref name="total"/> floats of a row, each plus
+    /// <paramref name="add"/>[j] (0 or −∞: a key mask) when that is not null; the other total − n entries become 0
+    /// (keys a causal mask hides). A row with nothing left becomes all zeros.
+    /// </summary>
+    internal static void RowMasked(float* row, float* add, int n, int total)
+    {
+        if (add != null)
+        {
+            int j = 0;
+            if (Vector512.IsHardwareAccelerated)
+                for (; j <= n - 16; j += 16) Vector512.Store(Vector512.Load(row + j) + Vector512.Load(add + j), row + j);
+            for (; j < n; j++) row[j] += add[j];
+        }
+        if (n > 0)
+        {
+            if (Vector512.IsHardwareAccelerated && n >= 16) RowF(row, row, n);
+            else Row<float>(new ReadOnlySpan<float>(row, n), new Span<float>(row, n), log: false);
+        }
+        if (total > n) new Span<float>(row + n, total - n).Clear();
+    }
+
+    /// <summary>
     /// Softmax of one float row in three passes (max; exp and sum; scale) with the single-precision exp of
     /// <see cref="MathX.Exp(Vector512{float})"/>. x and y may be the same row.
     /// </summary>

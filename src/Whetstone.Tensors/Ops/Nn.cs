@@ -128,14 +128,15 @@ public sealed partial class Tensor
         int d = x.Dims[^1], rows = d == 0 ? 0 : x.Size / d;
         if (gamma is not null && gamma.Size != d) throw new ArgumentException($"LayerNorm: weight has {gamma.Size} elements, expected {d}.");
         if (beta is not null && beta.Size != d) throw new ArgumentException($"LayerNorm: bias has {beta.Size} elements, expected {d}.");
+        bool backward = Graph.Needs(x, residual, gamma) || Graph.Needs(beta ?? x);
         var y = Empty(x.Dims);
-        var sum = Empty(x.Dims);
+        var sum = backward ? Empty(x.Dims) : y;     // the sum is kept only for backward; else it is normalised in place
         var mean = Empty(rows);
         var rstd = Empty(rows);
         var gs = gamma is null ? default : gamma.Contiguous().Span;
         var bs = beta is null ? default : beta.Contiguous().Span;
         LayerNormKernel.Forward<float>(x.Span, residual.Span, sum.Span, gs, bs, y.Span, mean.Span, rstd.Span, rows, d, eps);
-        if (Graph.Needs(x, residual, gamma) || Graph.Needs(beta ?? x))
+        if (backward)
         {
             var inputs = new List<Tensor> { x, residual };
             if (gamma is not null) inputs.Add(gamma);
@@ -324,19 +325,22 @@ public sealed partial class Tensor
             float keep = 1 / (1 - dropout);
             for (int i = 0; i < ds.Length; i++) ds[i] = rng!.NextDouble() < dropout ? 0f : keep;
         }
-        var p = Empty(b, h, tq, tk);
+        // P is kept for backward; without one, each task reuses one Tq×Tk block that stays in cache
+        bool keepP = Graph.Needs(q, k, v);
+        var p = keepP ? Empty(b, h, tq, tk) : null;
         fixed (float* pq = q.RawArray) fixed (float* pk = k.RawArray) fixed (float* pv = v.RawArray)
-        fixed (float* po = outStore.RawArray) fixed (float* pp = p.RawArray)
+        fixed (float* po = outStore.RawArray) fixed (float* pp = p is null ? null : p.RawArray)
         fixed (float* pm = mask is null ? null : mask.RawArray)
         fixed (float* pdrop = drop is null ? null : drop.RawArray)
         {
-            float* aq = pq + q.Offset, ak = pk + k.Offset, av = pv + v.Offset, ao = po + outStore.Offset, ap = pp + p.Offset;
+            float* aq = pq + q.Offset, ak = pk + k.Offset, av = pv + v.Offset, ao = po + outStore.Offset, ap = p is null ? null : pp + p.Offset;
             float* am = mask is null ? null : pm + mask.Offset;
             float* adrop = drop is null ? null : pdrop + drop.Offset;
             Par.For(b * h, 1, (s0, s1) =>
             {
                 var scratch = adrop == null ? null : BufferPool.Rent(tq * tk);
-                fixed (float* sc = scratch)
+                var block = ap == null ? BufferPool.Rent(tq * tk) : null;
+                fixed (float* sc = scratch) fixed (float* pb = block)
                 {
                     for (int bh = s0; bh < s1; bh++)
                     {
@@ -344,15 +348,16 @@ public sealed partial class Tensor
                         AttentionKernel.Forward(
                             aq + L.Q.At(bi, hi), L.Q.Row, ak + L.K.At(bi, hi / L.Group), L.K.Row, av + L.V.At(bi, hi / L.Group), L.V.Row,
                             ao + L.O.At(bi, hi), L.O.Row,
-                            ap + (long)bh * tq * tk, tq, tk, dh, s, causal, am == null ? null : am + (long)bi * tk,
+                            ap == null ? pb : ap + (long)bh * tq * tk, tq, tk, dh, s, causal, am == null ? null : am + (long)bi * tk,
                             adrop == null ? null : adrop + (long)bh * tq * tk, sc);
                     }
                 }
                 if (scratch is not null) BufferPool.Return(scratch);
+                if (block is not null) BufferPool.Return(block);
             });
         }
-        if (Graph.Needs(q, k, v))
-            Graph.Record(y, "attention", g => AttentionBackward(q, k, v, p, drop, g, s, L), q, k, v);
+        if (keepP)
+            Graph.Record(y, "attention", g => AttentionBackward(q, k, v, p!, drop, g, s, L), q, k, v);
         return y;
     }
 
