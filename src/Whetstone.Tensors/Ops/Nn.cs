@@ -175,16 +175,16 @@ public sealed partial class Tensor
         if (targets.Length != n) throw new ArgumentException($"CrossEntropy: {targets.Length} targets for {n} rows.");
         if (classWeights.Length != 0 && classWeights.Length != c) throw new ArgumentException($"CrossEntropy: {classWeights.Length} class weights for {c} classes.");
         var x = logits.Contiguous();
-        var prob = Empty(n, c);
+        var lse = Empty(n);
         var t = targets.ToArray();
         var w = classWeights.ToArray();
-        float loss = CrossEntropyKernel.Forward<float>(x.Span, t, w, n, c, ignoreIndex, labelSmoothing, mean, prob.Span, out float z);
+        float loss = CrossEntropyKernel.Forward<float>(x.Span, t, w, n, c, ignoreIndex, labelSmoothing, mean, lse.Span, out float z);
         var y = Scalar(loss);
         if (Graph.Needs(x))
             Graph.Record(y, "cross_entropy", g =>
             {
                 var gx = x.GradBuffer(out bool fresh);
-                CrossEntropyKernel.Backward<float>(g.Item(), prob.Span, t, w, n, c, ignoreIndex, labelSmoothing, z, gx.Span, accumulate: !fresh);
+                CrossEntropyKernel.Backward<float>(g.Item(), x.Span, lse.Span, t, w, n, c, ignoreIndex, labelSmoothing, z, gx.Span, accumulate: !fresh);
             }, x);
         return y;
     }
