@@ -34,6 +34,23 @@ public class MiniLmOnnxTests(ITestOutputHelper output)
     ];
 
     [Fact]
+    public void InputNamesAreReadWithoutDecodingTheWeights()
+    {
+        var path = Path.Combine(AssetFolder(), "model.onnx");
+        var bytes = File.ReadAllBytes(path);
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        var names = Whetstone.Models.Importers.Onnx.OnnxProtoReader.ReadInputNames(bytes);
+        double scanMs = sw.Elapsed.TotalMilliseconds;
+        var full = Whetstone.Models.Importers.Onnx.OnnxProtoReader.ReadModel(bytes).Graph!.Inputs.Select(i => i.Name).ToList();
+        Assert.Equal(full, names);
+        Assert.Contains("input_ids", names);
+        Assert.True(OnnxEncoder.IsTextEncoder(path));
+        Assert.Equal(path, OnnxEncoder.FindGraph(AssetFolder()));
+        output.WriteLine($"input scan {scanMs:F1} ms for {bytes.Length / 1e6:F1} MB: {string.Join(", ", names)}");
+        Assert.True(scanMs < 200, $"the input scan took {scanMs:F0} ms: it must skip the initializers, not decode them");
+    }
+
+    [Fact]
     public void ImportsEveryWeightByStructure()
     {
         var ckpt = OnnxEncoder.Import(Path.Combine(AssetFolder(), "model.onnx"));

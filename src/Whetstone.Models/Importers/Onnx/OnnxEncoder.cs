@@ -59,7 +59,7 @@ public static class OnnxEncoder
     public static bool IsTextEncoder(string path)
     {
         if (!File.Exists(path) || !path.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase)) return false;
-        try { return OnnxProtoReader.ReadModel(File.ReadAllBytes(path)).Graph?.Inputs.Any(i => i.Name == "input_ids") == true; }
+        try { return OnnxProtoReader.ReadInputNames(File.ReadAllBytes(path)).Contains("input_ids"); }
         catch (Exception e) when (e is FormatException or Google.Protobuf.InvalidProtocolBufferException) { return false; }
     }
 

@@ -188,6 +188,30 @@ internal static class OnnxProtoReader
         return model;
     }
 
+    /// <summary>The names of the main graph's inputs, read without decoding its nodes or initializers (they are skipped by length).</summary>
+    public static List<string> ReadInputNames(byte[] buffer)
+    {
+        var names = new List<string>();
+        var input = new CodedInputStream(buffer);
+        uint tag;
+        while ((tag = input.ReadTag()) != 0)
+        {
+            if (Field(tag) != 7 || !IsDelimited(tag)) { input.SkipLastField(); continue; }
+            var graph = Sub(input, buffer);
+            uint gtag;
+            while ((gtag = graph.ReadTag()) != 0)
+            {
+                if (Field(gtag) != 11 || !IsDelimited(gtag)) { graph.SkipLastField(); continue; }
+                var info = Sub(graph, buffer);
+                uint itag;
+                while ((itag = info.ReadTag()) != 0)
+                    if (Field(itag) == 1 && IsDelimited(itag)) names.Add(info.ReadString());
+                    else info.SkipLastField();
+            }
+        }
+        return names;
+    }
+
     private static (string, long) ReadOpset(CodedInputStream input)
     {
         string domain = "";
