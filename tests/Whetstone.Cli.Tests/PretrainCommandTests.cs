@@ -100,6 +100,42 @@ public sealed class PretrainCommandTests : IDisposable
     }
 
     [Fact]
+    public void ChatStudyChoosesBetweenLoraAndAFullFineTune()
+    {
+        TinyDecoder.Write(Path.Combine(_dir, "base"));
+        TinyDecoder.Chat(Path.Combine(_dir, "train.jsonl"), 24);
+        File.WriteAllText(Path.Combine(_dir, "tune.yaml"), """
+            name: chat-study
+            task: chat
+            seed: 3
+            model: { path: base }
+            data: { train: train.jsonl, validation: 0.25 }
+            lm: { samples: 0 }
+            train: { epochs: 2, batch_size: 4, lr: 0.006, warmup: 0 }
+            search:
+              space:
+                lora.rank: choice(0, 4)
+                train.lr: loguniform(1e-3, 1e-2)
+              metric: val_loss
+              trials: 3
+              startup_trials: 3
+              pruner: none
+            """);
+        var tune = Whet("tune", "tune.yaml");
+        Assert.True(tune.Code == 0, tune.Err + tune.Out);
+        Assert.Contains("val_loss (minimize)", tune.Out);
+        Assert.Equal(3, tune.Out.Split('\n').Count(l => l.Contains("COMPLETE after", StringComparison.Ordinal)));
+        Assert.DoesNotContain("FAIL", tune.Out);
+        // a causal-lm study has no test accuracy or F1 to show: dashes, not zeros
+        var row = tune.Out.Split('\n').First(l => l.TrimStart().StartsWith("1 ", StringComparison.Ordinal) && l.Contains("COMPLETE", StringComparison.Ordinal));
+        Assert.DoesNotContain("0.0 %", row);
+        var best = Path.Combine(_dir, "runs", "tune", "chat-study", "best");
+        Assert.True(Directory.Exists(best), tune.Out);
+        var gen = Whet("generate", best, "When are you open?", "--chat", "--max-new-tokens", "4", "--json");
+        Assert.True(gen.Code == 0, gen.Err + gen.Out);
+    }
+
+    [Fact]
     public void TokenizerTrainRefusesMistakesWithOneLine()
     {
         var missing = Whet("tokenizer", "train", "nowhere", "--out", "tok");

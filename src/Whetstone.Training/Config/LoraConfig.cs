@@ -7,6 +7,7 @@ namespace Whetstone.Training.Config;
 /// </summary>
 public sealed record LoraSection
 {
+    /// <summary>The adapters' rank r; 0 switches LoRA off (the section is dropped: a full fine-tune, or what freeze: says), so a search can choose it.</summary>
     public int Rank { get; init; } = 8;
     public double Alpha { get; init; } = 16;
     public double Dropout { get; init; }

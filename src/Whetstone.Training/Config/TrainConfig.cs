@@ -232,7 +232,9 @@ public static class ConfigLoader
         var deserializer = new DeserializerBuilder().WithNamingConvention(UnderscoredNamingConvention.Instance).Build();
         try
         {
-            return (deserializer.Deserialize<TrainConfig>(text) ?? new TrainConfig()) with { Yaml = yaml, Overrides = sets };
+            var cfg = (deserializer.Deserialize<TrainConfig>(text) ?? new TrainConfig()) with { Yaml = yaml, Overrides = sets };
+            // lora.rank: 0 switches the adapters off (a search can then choose between LoRA and a full fine-tune)
+            return cfg.Lora is { Rank: 0 } ? cfg with { Lora = null } : cfg;
         }
         catch (YamlException e)
         {

@@ -28,7 +28,9 @@ public sealed class Tuner(StudyDefinition study, StudyStore store, StudyInfo inf
         ArgumentNullException.ThrowIfNull(config);
         var result = TaskRegistry.Train(config, log, onEpoch);
         var after = result.Outcome?.After;
-        return new TrialOutcome(result.RunDir, result.Stopped, after?.GetValueOrDefault("accuracy"), after?.GetValueOrDefault("macro_f1"));
+        // classification tasks report accuracy and macro-F1 on the test set; others (causal-lm, chat) have neither
+        double? Metric(string key) => after is not null && after.TryGetValue(key, out var v) ? v : null;
+        return new TrialOutcome(result.RunDir, result.Stopped, Metric("accuracy"), Metric("macro_f1"));
     }
 
     /// <summary>Runs trials until the study has <paramref name="budget"/> finished (or running) trials, the sampler is exhausted, or <paramref name="deadline"/> passes.</summary>

@@ -189,7 +189,8 @@ public sealed class TransformerTextTests : IDisposable
         Assert.Contains("text.model", e.Message, StringComparison.Ordinal);
         var missing = Assert.Throws<ConfigException>(() => TextClassification.Prepare(Config("no-such-org/no-such-model"), TextWriter.Null));
         Assert.Contains("no-such-org/no-such-model", missing.Message, StringComparison.Ordinal);
-        Assert.Throws<ConfigException>(() => TextClassification.Prepare(Config(Fixture("bert-tiny"), "lora: { rank: 0 }\n"), TextWriter.Null));
+        Assert.Throws<ConfigException>(() => TextClassification.Prepare(Config(Fixture("bert-tiny"), "lora: { rank: -1 }\n"), TextWriter.Null));
+        Assert.Null(Config(Fixture("bert-tiny"), "lora: { rank: 0 }\n").Lora);   // rank 0: LoRA off, a full fine-tune
         Assert.Throws<ConfigException>(() => TextClassification.Prepare(Config(Fixture("bert-tiny"), "lora: { rank: 4 }\nfreeze: { layers: 1 }\n"), TextWriter.Null));
     }
 
