@@ -116,14 +116,14 @@ public sealed class PretrainCommandTests : IDisposable
               space:
                 lora.rank: choice(0, 4)
                 train.lr: loguniform(1e-3, 1e-2)
-              metric: val_loss
+              metric: val_perplexity
               trials: 3
               startup_trials: 3
               pruner: none
             """);
         var tune = Whet("tune", "tune.yaml");
         Assert.True(tune.Code == 0, tune.Err + tune.Out);
-        Assert.Contains("val_loss (minimize)", tune.Out);
+        Assert.Contains("val_perplexity (minimize)", tune.Out);
         Assert.Equal(3, tune.Out.Split('\n').Count(l => l.Contains("COMPLETE after", StringComparison.Ordinal)));
         Assert.DoesNotContain("FAIL", tune.Out);
         // a causal-lm study has no test accuracy or F1 to show: dashes, not zeros

@@ -11,9 +11,16 @@ namespace Whetstone.Training.Tuning;
 public sealed class StudyDefinition
 {
     /// <summary>Validation metrics the image-classification task reports each epoch, and whether larger is better.</summary>
+    /// <summary>The objectives of classification studies (image and text) and whether larger is better; ROC/PR AUC need two classes.</summary>
     public static readonly IReadOnlyDictionary<string, bool> Metrics = new Dictionary<string, bool>
     {
-        ["val_macro_f1"] = true, ["val_accuracy"] = true, ["val_loss"] = false,
+        ["val_macro_f1"] = true, ["val_accuracy"] = true, ["val_loss"] = false, ["val_roc_auc"] = true, ["val_pr_auc"] = true,
+    };
+
+    /// <summary>The objectives of causal-lm and chat studies.</summary>
+    public static readonly IReadOnlyDictionary<string, bool> LmMetrics = new Dictionary<string, bool>
+    {
+        ["val_loss"] = false, ["val_perplexity"] = false, ["val_token_accuracy"] = true,
     };
 
     private readonly string _yaml;
@@ -47,8 +54,9 @@ public sealed class StudyDefinition
         Need(s.OnInterrupted is "retry" or "skip", $"search.on_interrupted must be retry or skip (got '{s.OnInterrupted}').");
         Need(s.Gamma is > 0 and < 1, $"search.gamma must be in (0, 1) (got {s.Gamma}).");
         Need(s.Candidates >= 1 && s.StartupTrials >= 0, "search.candidates must be ≥ 1 and search.startup_trials ≥ 0.");
-        if (!Metrics.TryGetValue(s.Metric, out bool larger))
-            throw new ConfigException($"{source}: search.metric '{s.Metric}' is not produced by image classification; it reports {string.Join(", ", Metrics.Keys)}.");
+        var known = Base.Task is "causal-lm" or "chat" ? LmMetrics : Metrics;
+        if (!known.TryGetValue(s.Metric, out bool larger))
+            throw new ConfigException($"{source}: search.metric '{s.Metric}' is not a validation metric of task {Base.Task}; it reports {string.Join(", ", known.Keys)}.");
         Metric = s.Metric;
         Need(s.Direction is null or "maximize" or "minimize", $"search.direction must be maximize or minimize (got '{s.Direction}').");
         Direction = new Direction(s.Direction is null ? larger : s.Direction == "maximize");

@@ -95,7 +95,7 @@ public class SearchSpaceTests
     public void BadSettingsAreClearErrors()
     {
         const string space = "  space:\n    train.lr: loguniform(1e-4, 1e-2)\n";
-        Assert.Contains("search.metric 'val_bleu' is not produced by image classification; it reports val_macro_f1, val_accuracy, val_loss", Error(space + "  metric: val_bleu\n"));
+        Assert.Contains("search.metric 'val_bleu' is not a validation metric of task image-classification; it reports val_macro_f1, val_accuracy, val_loss, val_roc_auc, val_pr_auc", Error(space + "  metric: val_bleu\n"));
         Assert.Contains("search.sampler must be grid, random or tpe", Error(space + "  sampler: bayes\n"));
         Assert.Contains("search.pruner must be none, median or asha", Error(space + "  pruner: hyperband\n"));
         Assert.Contains("reduction_factor", Error(space + "  pruner: asha\n  reduction_factor: 1\n"));
