@@ -1,5 +1,3 @@
-using Whetstone.Tensors;
-
 namespace Whetstone.Training.Evaluation;
 
 /// <summary>A corpus metric for <see cref="PairedBootstrap"/>: BLEU or chrF with their options.</summary>
@@ -59,8 +57,10 @@ public sealed record PairedBootstrapResult(string Metric, string Signature, Boot
 /// Paired bootstrap resampling (Koehn 2004) as sacreBLEU's <c>--paired-bs</c> does it: per-sentence sufficient
 /// statistics are computed once for each system; each of the R resamples draws n sentence indices with
 /// replacement, the same indices for both systems, and recomputes both corpus scores from the summed statistics.
-/// The draws come from Whetstone's seeded <see cref="Rng"/> (xoshiro256**, default seed 12345 as sacreBLEU's
-/// <c>SACREBLEU_SEED</c>), not NumPy's PCG64, so the resampled numbers agree with sacreBLEU's only up to bootstrap noise.
+/// The indices are drawn as sacreBLEU draws them — <c>np.random.default_rng(seed).choice(n, size=(R, n))</c>, row by
+/// row, reproduced by <see cref="NumPyRandom"/> — with sacreBLEU's default seed 12345 (<c>SACREBLEU_SEED</c>), so for
+/// the same seed the resamples are sacreBLEU's own. (sacreBLEU sums the statistics in float32, exact below 2^24
+/// n-grams per resample; here they are summed as integers.)
 /// </summary>
 public static class PairedBootstrap
 {
@@ -91,7 +91,7 @@ public static class PairedBootstrap
         int n = baseStats.Length, width = baseStats[0].Length;
         double baseScore = metric.Score(Bleu.Sum(baseStats)), sysScore = metric.Score(Bleu.Sum(sysStats));
 
-        var rng = new Rng(seed);
+        var rng = new NumPyRandom(seed);
         var baseScores = new double[resamples];
         var sysScores = new double[resamples];
         var sumBase = new long[width];
@@ -102,7 +102,7 @@ public static class PairedBootstrap
             Array.Clear(sumSys);
             for (int i = 0; i < n; i++)
             {
-                int j = rng.NextInt(n);
+                int j = rng.NextIndex(n);
                 var b = baseStats[j];
                 var s = sysStats[j];
                 for (int c = 0; c < width; c++) { sumBase[c] += b[c]; sumSys[c] += s[c]; }

@@ -16,10 +16,10 @@ internal static class Tokenizer13a
     // The four substitutions, applied in order to the whole line (leftmost, non-overlapping, as Python's re.sub).
     private static readonly (Regex Pattern, string Replacement)[] Rules =
     [
-        (new Regex(@"([{-~\[-` -&(-+:-@/])", RegexOptions.CultureInvariant), " ${1} "),
-        (new Regex(@"([^0-9])([.,])", RegexOptions.CultureInvariant), "${1} ${2} "),
-        (new Regex(@"([.,])([^0-9])", RegexOptions.CultureInvariant), " ${1} ${2}"),
-        (new Regex(@"([0-9])(-)", RegexOptions.CultureInvariant), "${1} ${2} "),
+        (new Regex(@"([{-~\[-` -&(-+:-@/])", RegexOptions.CultureInvariant | RegexOptions.Compiled), " ${1} "),
+        (new Regex(@"([^0-9])([.,])", RegexOptions.CultureInvariant | RegexOptions.Compiled), "${1} ${2} "),
+        (new Regex(@"([.,])([^0-9])", RegexOptions.CultureInvariant | RegexOptions.Compiled), " ${1} ${2}"),
+        (new Regex(@"([0-9])(-)", RegexOptions.CultureInvariant | RegexOptions.Compiled), "${1} ${2} "),
     ];
 
     public static string Tokenize(string line)

@@ -393,6 +393,27 @@ public class TranslationMetricsTests
         Assert.True(chrf.PValue < 0.05);
     }
 
+    // derived: NumPy 1.24.2 (/usr/bin/python3) printed these — SeedSequence(12345).generate_state(4, np.uint64),
+    // PCG64(12345).random_raw(3), default_rng(s).choice(n, size) — which sacreBLEU's _bootstrap_resample and
+    // _paired_bs_test draw (significance.py), so the resampled indices here are sacreBLEU's.
+    [Fact]
+    public void BootstrapIndicesAreNumPysDefaultRngChoice()
+    {
+        Assert.Equal(new ulong[] { 0xb5ae6482a03d837c, 0xbbe2996ffa1f7a2f, 0x64e39a9f37158f94, 0x3ebb0f96a013fd73 },
+            NumPyRandom.SeedSequenceState([12345], 4));
+        var raw = new NumPyRandom(12345);
+        Assert.Equal(new ulong[] { 0x3a32b18db2ffc19d, 0x51171315c9e4c4de, 0xcc2024823444efd9 }, new[] { raw.NextUInt64(), raw.NextUInt64(), raw.NextUInt64() });
+        Assert.Equal(new[] { 41, 13, 47, 19, 12, 47, 38, 40, 59, 23 }, Draw(12345, 60, 10));
+        Assert.Equal(new[] { 2837, 1877, 2054, 2694, 1736, 2329, 2503, 676, 166, 901, 856, 2623 }, Draw(7, 3003, 12));
+        Assert.Equal(new[] { 14159, 4739, 449970, 372584, 915752, 587229, 899436, 151399 }, Draw((1UL << 40) + 5, 1000000, 8));
+
+        static int[] Draw(ulong seed, int n, int count)
+        {
+            var r = new NumPyRandom(seed);
+            return Enumerable.Range(0, count).Select(_ => r.NextIndex(n)).ToArray();
+        }
+    }
+
     // derived from significance.py::_paired_bs_test: a system against itself has every |Δ| = 0, none exceeds the
     // observed 0, and the p-value is sacreBLEU's (0 + 1) / (R + 1).
     [Fact]
