@@ -86,6 +86,26 @@ public sealed class KvCache
     }
 
     /// <summary>
+    /// Row r takes what row <paramref name="from"/>[r] held (beam search: each surviving beam continues its parent's
+    /// cache); every filled position of every layer is moved.
+    /// </summary>
+    public void Reorder(IReadOnlyList<int> from)
+    {
+        ArgumentNullException.ThrowIfNull(from);
+        if (from.Count != Batch) throw new ArgumentException($"Reorder needs one source row per cache row ({Batch}); got {from.Count}.");
+        foreach (int f in from)
+            if ((uint)f >= (uint)Batch) throw new ArgumentOutOfRangeException(nameof(from), $"Row {f} is outside the cache's {Batch} rows.");
+        int n = Length * Width;
+        var tmp = new float[Batch * n];
+        foreach (var t in _k.Concat(_v))
+        {
+            var s = t.Span;
+            for (int r = 0; r < Batch; r++) s.Slice(from[r] * Capacity * Width, n).CopyTo(tmp.AsSpan(r * n, n));
+            for (int r = 0; r < Batch; r++) tmp.AsSpan(r * n, n).CopyTo(s.Slice(r * Capacity * Width, n));
+        }
+    }
+
+    /// <summary>
     /// Writes layer <paramref name="layer"/>'s new keys and values (B, T, Hkv·Dh) after the filled positions and returns
     /// views (B, Length + T, Hkv·Dh) of everything cached for that layer. The last layer's call advances
     /// <see cref="Length"/>.
