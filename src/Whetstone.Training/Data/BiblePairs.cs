@@ -17,8 +17,9 @@ public sealed record BiblePair(string Book, int Chapter, int Verse, string Engli
 /// other's has not (the WEB's NRSVA deuterocanon, 3 John 1:15 and Revelation 12:18 against the KJV of RV1909);</item>
 /// <item><see cref="EmptyInEnglish"/>, <see cref="EmptyInSpanish"/>, <see cref="EmptyInBoth"/>: no text (a verse the
 /// translation omits or merged into its neighbour);</item>
-/// <item><see cref="MisalignedChapters"/> (verses: <see cref="InMisalignedChapters"/>): chapters whose source numbered
-/// its verses differently, so the module holds them shifted (RV1909's Numbers 13: its 13:1 is KJV 12:16);</item>
+/// <item><see cref="MisalignedRuns"/> (verses: <see cref="InMisalignedRuns"/>): chapters, or the ends of chapters,
+/// whose source numbered its verses differently, so the module holds them shifted (RV1909's Numbers 13: its 13:1 is
+/// KJV 12:16; its 1 Kings 22 from verse 43 on), as "Book.Chapter.First-Last";</item>
 /// <item><see cref="LengthMismatch"/>: a pair one side of which is over 2.5 times as long as the other (a verse that
 /// carries its neighbour's text, an epistle's subscription).</item>
 /// </list>
@@ -30,11 +31,11 @@ public sealed record BiblePairsResult(
     int EmptyInEnglish,
     int EmptyInSpanish,
     int EmptyInBoth,
-    IReadOnlyList<string> MisalignedChapters,
-    int InMisalignedChapters,
+    IReadOnlyList<string> MisalignedRuns,
+    int InMisalignedRuns,
     int LengthMismatch)
 {
-    public int Dropped => OnlyInEnglish + OnlyInSpanish + EmptyInEnglish + EmptyInSpanish + EmptyInBoth + InMisalignedChapters + LengthMismatch;
+    public int Dropped => OnlyInEnglish + OnlyInSpanish + EmptyInEnglish + EmptyInSpanish + EmptyInBoth + InMisalignedRuns + LengthMismatch;
 }
 
 /// <summary>Train / validation / test pairs, split by whole books (see <see cref="BiblePairs.Split"/>).</summary>
@@ -77,49 +78,70 @@ public static class BiblePairs
             else if (s) emptyEs++;
             else candidates.Add(new BiblePair(v.Book, v.Chapter, v.Verse, v.Text, target));
         }
-        var shifted = ShiftedChapters(candidates);
+        var shifted = ShiftedRuns(candidates);
         var pairs = new List<BiblePair>(candidates.Count);
         int inShifted = 0, lengthMismatch = 0;
         foreach (var p in candidates)
         {
-            if (shifted.Contains((p.Book, p.Chapter))) inShifted++;
+            if (shifted.TryGetValue((p.Book, p.Chapter), out int from) && p.Verse >= from) inShifted++;
             else if (Math.Max(p.English.Length, p.Spanish.Length) > MaxLengthRatio * Math.Min(p.English.Length, p.Spanish.Length)) lengthMismatch++;
             else pairs.Add(p);
         }
-        var misaligned = candidates.Select(p => (p.Book, p.Chapter)).Distinct().Where(shifted.Contains).Select(c => $"{c.Book}.{c.Chapter}").ToArray();
-        return new BiblePairsResult(pairs, onlyEn, es.Count - matched, emptyEn, emptyEs, emptyBoth, misaligned, inShifted, lengthMismatch);
+        var runs = candidates.GroupBy(p => (p.Book, p.Chapter)).Where(c => shifted.ContainsKey(c.Key))
+            .Select(c => $"{c.Key.Book}.{c.Key.Chapter}.{shifted[c.Key]}-{c.Max(p => p.Verse)}").ToArray();
+        return new BiblePairsResult(pairs, onlyEn, es.Count - matched, emptyEn, emptyEs, emptyBoth, runs, inShifted, lengthMismatch);
     }
 
     private const double MaxLengthRatio = 2.5;
     private static readonly int[] Shifts = [-5, -4, -3, -2, -1, 1, 2, 3, 4, 5];
 
     /// <summary>
-    /// Chapters whose verse lengths fit the other side markedly better shifted by 1 to 5 verses than as numbered:
-    /// per chapter, the mean |log(Spanish length / English length) − μ| (μ the mean over all pairs) of the pairs as
-    /// numbered (cost₀) and with the Spanish side shifted by s ∈ ±{1, …, 5}; a chapter of 3 or more verses with
-    /// cost₀ &gt; 0.2 and a shift costing under 0.8·cost₀ is shifted. Aligned chapters cost about 0.1–0.16; on
-    /// WEB/RV1909 the shifted ones cost 0.25–0.52 as numbered and a third to four fifths of that shifted.
+    /// Runs of verses whose lengths fit the other side markedly better shifted by 1 to 5 verses than as numbered.
+    /// A pair's cost is |log(Spanish length / English length) − μ| (μ the mean over all pairs); per chapter and per
+    /// suffix (the verses from some verse on) the mean cost as numbered (cost₀) is compared with the mean cost with
+    /// the Spanish side shifted by s ∈ ±{1, …, 5} (costₛ). A whole chapter (3 or more pairs) is shifted when
+    /// cost₀ &gt; 0.2 and costₛ &lt; 0.8·cost₀; a chapter's end (4 or more pairs), when cost₀ &gt; 0.25 and
+    /// costₛ &lt; 0.6·cost₀ (of those the one saving the most in total, (cost₀ − costₛ)·pairs; a shifted whole chapter
+    /// is dropped whole).
+    /// Aligned chapters cost about 0.1–0.16 as numbered; RV1909's shifted ones 0.25–0.52, and a quarter to four
+    /// fifths of that shifted. Returns, per chapter, the first verse of its shifted run.
     /// </summary>
-    private static HashSet<(string Book, int Chapter)> ShiftedChapters(IReadOnlyList<BiblePair> pairs)
+    private static Dictionary<(string Book, int Chapter), int> ShiftedRuns(IReadOnlyList<BiblePair> pairs)
     {
-        var shifted = new HashSet<(string, int)>();
+        var shifted = new Dictionary<(string, int), int>();
         if (pairs.Count == 0) return shifted;
         double mu = pairs.Average(p => Math.Log((p.Spanish.Length + 1.0) / (p.English.Length + 1.0)));
         foreach (var chapter in pairs.GroupBy(p => (p.Book, p.Chapter)))
         {
-            var en = chapter.ToDictionary(p => p.Verse, p => p.English.Length);
+            var verses = chapter.OrderBy(p => p.Verse).ToArray();
             var es = chapter.ToDictionary(p => p.Verse, p => p.Spanish.Length);
-            if (en.Count < 3) continue;
-            double Cost(int s)
+            if (verses.Length < 3) continue;
+            double Cost(int le, int ls) => Math.Abs(Math.Log((ls + 1.0) / (le + 1.0)) - mu);
+            double bestGain = 0;
+            int bestFrom = -1;
+            for (int k = 0; k <= verses.Length - 3; k++)
             {
-                double sum = 0;
-                int n = 0;
-                foreach (var (v, le) in en)
-                    if (es.TryGetValue(v + s, out int ls)) { sum += Math.Abs(Math.Log((ls + 1.0) / (le + 1.0)) - mu); n++; }
-                return n < 2 ? double.PositiveInfinity : sum / n;
+                int n = verses.Length - k;
+                bool whole = k == 0;
+                if (!whole && n < 4) break;
+                double c0 = 0;
+                for (int i = k; i < verses.Length; i++) c0 += Cost(verses[i].English.Length, verses[i].Spanish.Length);
+                c0 /= n;
+                if (c0 <= (whole ? 0.2 : 0.25)) continue;
+                foreach (int s in Shifts)
+                {
+                    double cs = 0;
+                    int m = 0;
+                    for (int i = k; i < verses.Length; i++)
+                        if (es.TryGetValue(verses[i].Verse + s, out int ls)) { cs += Cost(verses[i].English.Length, ls); m++; }
+                    if (m < 2) continue;
+                    cs /= m;
+                    double gain = (c0 - cs) * n;
+                    if (cs < (whole ? 0.8 : 0.6) * c0 && gain > bestGain) (bestGain, bestFrom) = (gain, verses[k].Verse);
+                }
+                if (whole && bestFrom >= 0) break;   // the whole chapter is shifted: no need to look for where
             }
-            double c0 = Cost(0);
-            if (c0 > 0.2 && Shifts.Min(Cost) < 0.8 * c0) shifted.Add(chapter.Key);
+            if (bestFrom >= 0) shifted[chapter.Key] = bestFrom;
         }
         return shifted;
     }

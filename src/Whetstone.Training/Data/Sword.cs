@@ -37,6 +37,7 @@ public sealed class SwordModule
 
     private readonly Testament?[] _testaments = new Testament?[3];
     private readonly Encoding _encoding;
+    private readonly int _recordSize;   // of a .bzv record: 10 (zText), 12 (zText4)
 
     private SwordModule(string confPath, string swordRoot)
     {
@@ -60,8 +61,6 @@ public sealed class SwordModule
         _encoding = Get("Encoding", "Latin-1").Equals("UTF-8", StringComparison.OrdinalIgnoreCase) ? new UTF8Encoding(false, false) : Encoding.Latin1;
         _recordSize = driver.Equals("zText4", StringComparison.OrdinalIgnoreCase) ? 12 : 10;
     }
-
-    private readonly int _recordSize;
 
     /// <summary>
     /// Opens a module: <paramref name="path"/> is its .conf file, or a SWORD folder holding <c>mods.d/</c> (also found
