@@ -25,6 +25,7 @@ internal static class Program
         root.Subcommands.Add(GenerateCommands.Chat(threads));
         root.Subcommands.Add(ServeCommand.Create(threads));
         root.Subcommands.Add(TokenizerCommands.Create());
+        root.Subcommands.Add(DataCommands.Create());
 
         var info = new Command("info", "Show the engine's configuration: instruction sets, threads");
         info.SetAction(_ =>
