@@ -69,36 +69,16 @@ public static class BeamSearch
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         if (prompts.Count == 0) return [];
-        foreach (var p in prompts)
-            if (p.Length == 0) throw new ArgumentException("A prompt has no tokens; a decoder needs at least one (e.g. its BOS token).");
         int n = prompts.Count, k = options.NumBeams, rows = n * k, v = model.VocabSize;
-        int longest = prompts.Max(p => p.Length);
-        if (longest >= model.MaxPositions)
-            throw new ArgumentException($"A prompt of {longest} tokens leaves no room in the model's {model.MaxPositions} positions.");
+        int longest = PromptBatch.Longest(model, prompts);
         var limit = prompts.Select(p => Math.Min(options.MaxNewTokens,
             options.MaxLengthRatio is double r ? (int)Math.Ceiling(r * p.Length) + 8 : int.MaxValue)).ToArray();
         int steps = Math.Min(limit.Max(), model.MaxPositions - longest);
         var cache = model.NewCache(rows, longest + steps);
         var eos = new HashSet<int>(options.EosTokenIds);
-
-        // row = prompt·k + beam; left padding as in TextGeneration.Generate
+        // row = prompt·k + beam, each prompt's k rows left-padded alike
         int width = longest + steps;
-        var ids = new int[rows * longest];
-        var mask = new float[rows * width];
-        var positions = new int[rows * longest];
-        var next = new int[rows];
-        for (int row = 0; row < rows; row++)
-        {
-            var prompt = prompts[row / k];
-            int pad = longest - prompt.Length;
-            prompt.CopyTo(ids, row * longest + pad);
-            for (int i = 0; i < longest; i++)
-            {
-                mask[row * width + i] = i >= pad ? 1 : 0;
-                positions[row * longest + i] = Math.Max(0, i - pad);
-            }
-            next[row] = prompt.Length;
-        }
+        var (ids, mask, positions, next) = PromptBatch.LeftPad(Enumerable.Range(0, rows).Select(row => prompts[row / k]).ToArray(), longest, width);
         // only the first beam of each prompt is live at the start, so the k copies do not fill the beam with one token
         var beamScore = new double[rows];
         for (int row = 0; row < rows; row++) beamScore[row] = row % k == 0 ? 0 : double.NegativeInfinity;

@@ -69,31 +69,11 @@ public static class TextGeneration
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         if (prompts.Count == 0) return [];
-        foreach (var p in prompts)
-            if (p.Length == 0) throw new ArgumentException("A prompt has no tokens; a decoder needs at least one (e.g. its BOS token).");
-        int b = prompts.Count, longest = prompts.Max(p => p.Length);
-        if (longest >= model.MaxPositions)
-            throw new ArgumentException($"A prompt of {longest} tokens leaves no room in the model's {model.MaxPositions} positions.");
+        int b = prompts.Count, longest = PromptBatch.Longest(model, prompts);
         int steps = Math.Min(options.MaxNewTokens, model.MaxPositions - longest);
         var cache = model.NewCache(b, longest + steps);
         var rng = new Rng(options.Seed);
-
-        // left padding: row r's prompt ends at column longest − 1; its positions count real tokens only
-        var ids = new int[b * longest];
-        var mask = new float[b * (longest + steps)];
-        var positions = new int[b * longest];
-        var next = new int[b];
-        for (int r = 0; r < b; r++)
-        {
-            int pad = longest - prompts[r].Length;
-            prompts[r].CopyTo(ids, r * longest + pad);
-            for (int i = 0; i < longest; i++)
-            {
-                mask[r * (longest + steps) + i] = i >= pad ? 1 : 0;
-                positions[r * longest + i] = Math.Max(0, i - pad);
-            }
-            next[r] = prompts[r].Length;   // the position of the row's next token
-        }
+        var (ids, mask, positions, next) = PromptBatch.LeftPad(prompts, longest, longest + steps);
         var output = Enumerable.Range(0, b).Select(_ => new List<int>()).ToArray();
         var history = prompts.Select(p => new HashSet<int>(p)).ToArray();
         var finish = new FinishReason?[b];
@@ -137,6 +117,46 @@ public static class TextGeneration
             stepLen = 1;
         }
         return output.Select((o, r) => new GeneratedRow([.. o], finish[r] ?? FinishReason.Length)).ToArray();
+    }
+}
+
+/// <summary>What every decoding loop over the KV cache starts from.</summary>
+internal static class PromptBatch
+{
+    /// <summary>The longest prompt's length, after checking that no prompt is empty and the longest leaves room to generate.</summary>
+    public static int Longest(CausalLm model, IReadOnlyList<int[]> prompts)
+    {
+        foreach (var p in prompts)
+            if (p.Length == 0) throw new ArgumentException("A prompt has no tokens; a decoder needs at least one (e.g. its BOS token).");
+        int longest = prompts.Max(p => p.Length);
+        if (longest >= model.MaxPositions)
+            throw new ArgumentException($"A prompt of {longest} tokens leaves no room in the model's {model.MaxPositions} positions.");
+        return longest;
+    }
+
+    /// <summary>
+    /// Left padding: row r's prompt ends at column longest − 1 of its ids (B, longest) and of its mask row (B, width);
+    /// its positions count real tokens only; next[r] is the position of the row's next token.
+    /// </summary>
+    public static (int[] Ids, float[] Mask, int[] Positions, int[] Next) LeftPad(IReadOnlyList<int[]> rows, int longest, int width)
+    {
+        int b = rows.Count;
+        var ids = new int[b * longest];
+        var mask = new float[b * width];
+        var positions = new int[b * longest];
+        var next = new int[b];
+        for (int r = 0; r < b; r++)
+        {
+            int pad = longest - rows[r].Length;
+            rows[r].CopyTo(ids, r * longest + pad);
+            for (int i = 0; i < longest; i++)
+            {
+                mask[r * width + i] = i >= pad ? 1 : 0;
+                positions[r * longest + i] = Math.Max(0, i - pad);
+            }
+            next[r] = rows[r].Length;
+        }
+        return (ids, mask, positions, next);
     }
 }
 

@@ -127,12 +127,8 @@ internal static unsafe class CrossEntropyKernel
 
     private static float LogSumExpF(float* x, int n)
     {
-        int i = 0;
-        var vmax = Vector512.Create(float.NegativeInfinity);
-        for (; i <= n - 16; i += 16) vmax = Vector512.Max(vmax, Vector512.Load(x + i));
-        float max = float.NegativeInfinity;
-        for (int l = 0; l < 16; l++) max = MathF.Max(max, vmax.GetElement(l));
-        for (; i < n; i++) max = MathF.Max(max, x[i]);
+        int i;
+        float max = Softmax.MaxF(x, n);
         if (float.IsInfinity(max)) return max;
         var vm = Vector512.Create(max);
         var vsum = Vector512<float>.Zero;

@@ -70,11 +70,8 @@ internal static unsafe class Softmax
         if (total > n) new Span<float>(row + n, total - n).Clear();
     }
 
-    /// <summary>
-    /// Softmax of one float row in three passes (max; exp and sum; scale) with the single-precision exp of
-    /// <see cref="MathX.Exp(Vector512{float})"/>. x and y may be the same row.
-    /// </summary>
-    private static void RowF(float* x, float* y, int n)
+    /// <summary>The largest of n floats (−∞ for none), 16 lanes at a time.</summary>
+    internal static float MaxF(float* x, int n)
     {
         int i = 0;
         var vmax = Vector512.Create(float.NegativeInfinity);
@@ -82,6 +79,17 @@ internal static unsafe class Softmax
         float max = float.NegativeInfinity;
         for (int l = 0; l < 16; l++) max = MathF.Max(max, vmax.GetElement(l));
         for (; i < n; i++) max = MathF.Max(max, x[i]);
+        return max;
+    }
+
+    /// <summary>
+    /// Softmax of one float row in three passes (max; exp and sum; scale) with the single-precision exp of
+    /// <see cref="MathX.Exp(Vector512{float})"/>. x and y may be the same row.
+    /// </summary>
+    private static void RowF(float* x, float* y, int n)
+    {
+        int i;
+        float max = MaxF(x, n);
         if (float.IsNegativeInfinity(max)) { new Span<float>(y, n).Clear(); return; }   // fully masked row
         var vm = Vector512.Create(max);
         var vsum = Vector512<float>.Zero;
