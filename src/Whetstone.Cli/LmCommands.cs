@@ -23,7 +23,7 @@ internal static class LmCommands
         var options = new LmReadOptions
         {
             Format = format ?? "auto", BlockSize = lm.BlockSize, MaxLength = lm.MaxLength, PromptField = lm.PromptField,
-            CompletionField = lm.CompletionField, MessagesField = lm.MessagesField, BadRows = lm.BadRows,
+            CompletionField = lm.CompletionField, PromptTemplate = lm.PromptTemplate, MessagesField = lm.MessagesField, BadRows = lm.BadRows,
         };
         var tok = new DecoderLmTokenizer(bundle.Tokenizer);
         var data = LmFiles.Read(Path.GetFullPath(dataPath), tok, options, bundle.Template is null ? null : new TemplateChatFormat(bundle.Template));

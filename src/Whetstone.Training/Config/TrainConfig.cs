@@ -117,6 +117,8 @@ public sealed record LmConfig
     public int MaxLength { get; init; } = 512;
     public string PromptField { get; init; } = "prompt";
     public string CompletionField { get; init; } = "completion";
+    /// <summary>Prompt/completion rows: what the model reads before the completion, <c>{prompt}</c> standing for the prompt field (e.g. "Translate English to Spanish: {prompt}\n").</summary>
+    public string? PromptTemplate { get; init; }
     public string MessagesField { get; init; } = "messages";
     /// <summary>error (the first bad row stops the run, naming file and line) or skip (counted and reported).</summary>
     public string BadRows { get; init; } = "error";

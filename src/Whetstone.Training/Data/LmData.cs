@@ -52,6 +52,8 @@ public sealed record LmReadOptions
     public int MaxLength { get; init; } = 512;
     public string PromptField { get; init; } = "prompt";
     public string CompletionField { get; init; } = "completion";
+    /// <summary>Prompt/completion rows: the text the model reads before the completion, with <c>{prompt}</c> where the prompt field goes (null: the prompt as it is).</summary>
+    public string? PromptTemplate { get; init; }
     public string MessagesField { get; init; } = "messages";
     /// <summary>error: the first bad row stops the run with its file and line; skip: bad rows are counted and reported.</summary>
     public string BadRows { get; init; } = "error";
@@ -183,7 +185,10 @@ public static class LmFiles
                 return v.ValueKind == JsonValueKind.String ? v.GetString()! : throw new DataException($"{where}: \"{field}\" must be a string, found {v.ValueKind}.");
             }
             if (format == "instruction")
-                return [new("user", Str(root, o.PromptField)), new("assistant", Str(root, o.CompletionField))];
+            {
+                var prompt = Str(root, o.PromptField);
+                return [new("user", o.PromptTemplate is null ? prompt : o.PromptTemplate.Replace("{prompt}", prompt, StringComparison.Ordinal)), new("assistant", Str(root, o.CompletionField))];
+            }
             if (!root.TryGetProperty(o.MessagesField, out var msgs) || msgs.ValueKind != JsonValueKind.Array)
                 throw new DataException($"{where}: expected \"{o.MessagesField}\": [{{\"role\": …, \"content\": …}}, …].");
             var turns = new List<ChatTurn>();

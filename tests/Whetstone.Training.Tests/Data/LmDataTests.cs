@@ -91,6 +91,17 @@ public sealed class LmDataTests : IDisposable
     }
 
     [Fact]
+    public void PromptTemplateWrapsTheSourceFieldAndOnlyTheTargetTrains()
+    {
+        // parallel text as prompt/completion rows: source → target, the template's words are read, not trained
+        var path = Write("pairs.jsonl", """{"ref": "Ruth.1.1", "source": "hi", "target": "yo"}""");
+        var o = new LmReadOptions { Format = "instruction", PromptField = "source", CompletionField = "target", PromptTemplate = "T: {prompt}=" };
+        var ex = LmFiles.Read(path, new CharTokenizer(addBos: false), o).Examples.Single();
+        Assert.Equal("T: hi=yo".Select(c => 10 + c).Append(5), ex.Ids);
+        Assert.Equal(Enumerable.Repeat(false, 6).Concat(Enumerable.Repeat(true, 3)), ex.Target);
+    }
+
+    [Fact]
     public void ChatTrainsTheAssistantTurnsAsTheTemplateDelimitsThem()
     {
         var path = Write("chat.jsonl",

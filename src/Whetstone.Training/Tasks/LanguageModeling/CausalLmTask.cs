@@ -190,7 +190,7 @@ public sealed class CausalLmTask : ITrainingTask
     private LmReadOptions ReadOptions() => new()
     {
         Format = _cfg.Data.Format == "idx" ? "auto" : _cfg.Data.Format, BlockSize = _cfg.Lm.BlockSize, MaxLength = _cfg.Lm.MaxLength,
-        PromptField = _cfg.Lm.PromptField, CompletionField = _cfg.Lm.CompletionField, MessagesField = _cfg.Lm.MessagesField, BadRows = _cfg.Lm.BadRows,
+        PromptField = _cfg.Lm.PromptField, CompletionField = _cfg.Lm.CompletionField, PromptTemplate = _cfg.Lm.PromptTemplate, MessagesField = _cfg.Lm.MessagesField, BadRows = _cfg.Lm.BadRows,
     };
 
     private (LmDataset, LmDataset, LmDataset?) LoadData(TrainConfig cfg)
