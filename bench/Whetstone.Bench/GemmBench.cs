@@ -45,6 +45,11 @@ internal static unsafe partial class GemmBench
         new("minilm-attn-qk-384x128x128x32-nt", 128, 128, 32, false, true, 384),
         new("minilm-attn-pv-384x128x32x128", 128, 32, 128, false, false, 384),
         new("minilm-attn-dv-384x128x32x128-tn", 128, 32, 128, true, false, 384),
+        // GPT-2 small b4×256 = 1024 tokens: the tied LM head (vocabulary 50257) forward and its dX, the MLP projections
+        new("gpt2-lmhead-1024x50257x768-nt", 1024, 50257, 768, false, true),
+        new("gpt2-lmhead-dx-1024x768x50257-nn", 1024, 768, 50257, false, false),
+        new("gpt2-fc-1024x3072x768-nt", 1024, 3072, 768, false, true),
+        new("gpt2-proj-1024x768x3072-nt", 1024, 768, 3072, false, true),
         // small ones: call overhead, few rows
         new("small-64x64x64", 64, 64, 64, false, false),
         new("rows-32x768x768-nt", 32, 768, 768, false, true),
