@@ -91,9 +91,16 @@ internal static class Commands
         cmd.Options.Add(labels);
         var size = ImageSizeOption();
         cmd.Options.Add(size);
+        var bleu = new Option<bool>("--bleu") { Description = "Language-model bundles: generate each row's completion (beam search) and score it with BLEU, chrF and chrF++ (sacreBLEU's), before vs after with paired bootstrap intervals" };
+        var beams = new Option<int>("--beams") { Description = "Beam size for --bleu", DefaultValueFactory = _ => 4 };
+        cmd.Options.Add(bleu);
+        cmd.Options.Add(beams);
         cmd.SetAction(r => Guard(r, threads, () =>
         {
-            if (LmCommands.IsLmBundle(r.GetValue(model)!)) return LmCommands.Evaluate(r.GetValue(model)!, r.GetValue(data)!, r.GetValue(format), r.GetValue(json), r.GetValue(noBefore));
+            if (r.GetValue(bleu) && r.GetValue(beams) < 1) throw new ArgumentException($"--beams must be at least 1 (got {r.GetValue(beams)}).");
+            if (LmCommands.IsLmBundle(r.GetValue(model)!))
+                return LmCommands.Evaluate(r.GetValue(model)!, r.GetValue(data)!, r.GetValue(format), r.GetValue(json), r.GetValue(noBefore), r.GetValue(bleu) ? r.GetValue(beams) : 0, r.GetValue(limit));
+            if (r.GetValue(bleu)) throw new ArgumentException("--bleu scores generated text: it needs a causal-lm or chat bundle.");
             if (IsTextModel(r.GetValue(model)!)) return TextCommands.Evaluate(r.GetValue(model)!, r.GetValue(data)!, r.GetValue(format), r.GetValue(json), r.GetValue(noBefore), Labels(r.GetValue(labels)));
             var bundle = OpenImage(r.GetValue(model)!, Labels(r.GetValue(labels)), r.GetValue(size), r.GetValue(json) ? Console.Error : Console.Out);
             var path = Path.GetFullPath(r.GetValue(data)!);

@@ -90,6 +90,26 @@ public sealed class ChatCommandTests(TrainedSupportBot bot) : IClassFixture<Trai
         Assert.Equal(1, bad.Code);
         Assert.Contains("--temperature must be ≥ 0", bad.Err);
     }
+    [Fact]
+    public void EvaluateWithBleuScoresGeneratedRepliesBeforeAndAfter()
+    {
+        var eval = Whet("evaluate", bot.Run, "--data", "test.jsonl", "--bleu", "--beams", "2", "--json");
+        Assert.True(eval.Code == 0, eval.Err + eval.Out);
+        var s = JsonNode.Parse(eval.Out)!;
+        double after = s["after"]!["translation"]!["bleu"]!.GetValue<double>(), before = s["before"]!["translation"]!["bleu"]!.GetValue<double>();
+        Assert.True(after > 90, $"the trained bot repeats the FAQ's answers: BLEU {after}\n{eval.Out}");
+        Assert.True(before < 10, $"the untrained base cannot: BLEU {before}");
+        Assert.Equal("nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0", s["after"]!["translation"]!["bleu_signature"]!.GetValue<string>());
+        Assert.True(s["bleu_difference"]!["lower"]!.GetValue<double>() > 0, eval.Out);
+        var text = Whet("evaluate", bot.Run, "--data", "test.jsonl", "--bleu", "--beams", "1", "--limit", "4");
+        Assert.True(text.Code == 0, text.Err);
+        Assert.Contains("generated (beam 1, 4 rows)", text.Out);
+        Assert.Contains("BLEU after − before:", text.Out);
+        var bad = Whet("evaluate", bot.Run, "--data", "test.jsonl", "--bleu", "--beams", "0");
+        Assert.Equal(1, bad.Code);
+        Assert.Contains("--beams must be at least 1", bad.Err);
+    }
+
 }
 
 /// <summary><c>whet serve</c> driven by a real HTTP client: models, health, completions (JSON and SSE), errors, concurrency, a cancelled stream.</summary>
