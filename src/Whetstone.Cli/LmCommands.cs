@@ -51,11 +51,11 @@ internal static class LmCommands
         PairedBootstrapResult? bleuDiff = null, chrfDiff = null;
         if (bleuBeams > 0)
         {
-            var (prompts, references) = PromptsAndReferences(data, bundle.Tokenizer, bundle.StopIds);
-            mtAfter = Translate(bundle.Model, bundle.Tokenizer, bundle.StopIds, prompts, references, bleuBeams, json ? null : "fine-tuned");
+            var (prompts, references, lengths) = PromptsAndReferences(data, bundle.Tokenizer, bundle.StopIds);
+            mtAfter = Translate(bundle.Model, bundle.Tokenizer, bundle.StopIds, prompts, references, lengths, bleuBeams, json ? null : "fine-tuned");
             if (baseModel is not null)
             {
-                mtBefore = Translate(baseModel, bundle.Tokenizer, bundle.StopIds, prompts, references, bleuBeams, json ? null : "before fine-tuning");
+                mtBefore = Translate(baseModel, bundle.Tokenizer, bundle.StopIds, prompts, references, lengths, bleuBeams, json ? null : "before fine-tuning");
                 bleuDiff = PairedBootstrap.Compare(mtBefore.Hypotheses, mtAfter.Hypotheses, references);
                 chrfDiff = PairedBootstrap.Compare(mtBefore.Hypotheses, mtAfter.Hypotheses, references, TranslationMetric.ChrF());
             }
@@ -110,24 +110,30 @@ internal static class LmCommands
         ["resamples"] = d.Resamples, ["signature"] = d.Signature,
     };
 
-    /// <summary>Each row's prompt (every token before its first target token) and its reference (the target tokens, end tokens left out, as text).</summary>
-    private static (List<int[]> Prompts, List<string> References) PromptsAndReferences(LmDataset data, DecoderTokenizer tok, IReadOnlyList<int> stopIds)
+    /// <summary>
+    /// Each row's prompt (every token before its first target token), its reference (the target tokens, end tokens left
+    /// out, as text) and how many tokens that reference has.
+    /// </summary>
+    private static (List<int[]> Prompts, List<string> References, List<int> Lengths) PromptsAndReferences(LmDataset data, DecoderTokenizer tok, IReadOnlyList<int> stopIds)
     {
         var prompts = new List<int[]>();
         var references = new List<string>();
+        var lengths = new List<int>();
         foreach (var ex in data.Examples)
         {
             int first = Array.IndexOf(ex.Target, true);
             if (first <= 0) throw new DataException($"{ex.Source}: the row has no prompt before its target; --bleu needs prompt/completion or chat rows.");
             prompts.Add(ex.Ids[..first]);
-            var target = ex.Ids.Where((id, i) => ex.Target[i] && !stopIds.Contains(id));
+            var target = ex.Ids.Where((id, i) => ex.Target[i] && !stopIds.Contains(id)).ToArray();
             references.Add(tok.Decode(target, skipSpecialTokens: true).Trim());
+            lengths.Add(target.Length);
         }
-        return (prompts, references);
+        return (prompts, references, lengths);
     }
 
     /// <summary>Beam search over the prompts in batches of 8 (room for twice the reference's tokens + 8), decoded and scored.</summary>
-    private static TranslationScores Translate(CausalLm model, DecoderTokenizer tok, IReadOnlyList<int> stopIds, List<int[]> prompts, List<string> references, int beams, string? progress)
+    private static TranslationScores Translate(CausalLm model, DecoderTokenizer tok, IReadOnlyList<int> stopIds, List<int[]> prompts, List<string> references,
+        List<int> referenceLengths, int beams, string? progress)
     {
         var hyps = new List<string>();
         bool training = model.IsTraining;
@@ -135,7 +141,7 @@ internal static class LmCommands
         for (int start = 0; start < prompts.Count; start += 8)
         {
             var batch = prompts.Skip(start).Take(8).ToArray();
-            int room = references.Skip(start).Take(8).Max(r => tok.Encode(r, addSpecialTokens: false).Length) * 2 + 8;
+            int room = referenceLengths.Skip(start).Take(8).Max() * 2 + 8;
             var results = BeamSearch.Search(model, batch, new BeamOptions { NumBeams = beams, MaxNewTokens = room, EosTokenIds = stopIds });
             hyps.AddRange(results.Select(r => tok.Decode(r.Tokens, skipSpecialTokens: true).Trim()));
             if (progress is not null) Console.Error.Write($"\r  generating ({progress}): {hyps.Count}/{prompts.Count}");

@@ -160,10 +160,9 @@ public static class BeamSearch
                     h.Finished = true;
                 }
             }
+            // a survivor's parent is a beam of the same prompt, whose mask row is the same (same padding, every step
+            // filled for all beams), so only the cache moves
             cache.Reorder(from);
-            var reordered = new float[rows * width];
-            for (int row = 0; row < rows; row++) mask.AsSpan(from[row] * width, width).CopyTo(reordered.AsSpan(row * width, width));
-            mask = reordered;
             stepIds = new int[rows];
             stepPositions = new int[rows];
             for (int row = 0; row < rows; row++)

@@ -14,19 +14,11 @@ internal static unsafe class AttentionKernel
     {
         Gemm.Run(false, true, tq, tk, dh, scale, q, ldq, k, ldk, 0f, p, tk);
         int shift = tk - tq;
-        // the key mask as 0 / −∞ added to every row; keys a causal mask hides are not looked at
-        float[]? heap = keyMask != null && tk > 4096 ? GC.AllocateUninitializedArray<float>(tk, pinned: true) : null;   // pinned: never moves
-        float* add = null;
-        if (keyMask != null)
-        {
-            float* stack = stackalloc float[heap is null ? tk : 0];
-            fixed (float* ph = heap) add = heap is null ? stack : ph;
-            for (int j = 0; j < tk; j++) add[j] = keyMask[j] == 0 ? float.NegativeInfinity : 0f;
-        }
+        // keys a causal mask hides are not looked at
         for (int i = 0; i < tq; i++)
         {
             int visible = causal ? Math.Clamp(i + shift + 1, 0, tk) : tk;
-            Softmax.RowMasked(p + (long)i * tk, add, visible, tk);
+            Softmax.RowMasked(p + (long)i * tk, keyMask, visible, tk);
         }
         if (drop != null)
         {

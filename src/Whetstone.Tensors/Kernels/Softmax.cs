@@ -49,18 +49,22 @@ internal static unsafe class Softmax
     }
 
     /// <summary>
-    /// Softmax in place of the first <paramref name="n"/> of <paramref name="total"/> floats of a row, each plus
-    /// <paramref name="add"/>[j] (0 or −∞: a key mask) when that is not null; the other total − n entries become 0
+    /// Softmax in place of the first <paramref name="n"/> of <paramref name="total"/> floats of a row, with key j
+    /// hidden (−∞) where <paramref name="keyMask"/>[j] == 0 when a mask is given; the other total − n entries become 0
     /// (keys a causal mask hides). A row with nothing left becomes all zeros.
     /// </summary>
-    internal static void RowMasked(float* row, float* add, int n, int total)
+    internal static void RowMasked(float* row, float* keyMask, int n, int total)
     {
-        if (add != null)
+        if (keyMask != null)
         {
             int j = 0;
             if (Vector512.IsHardwareAccelerated)
-                for (; j <= n - 16; j += 16) Vector512.Store(Vector512.Load(row + j) + Vector512.Load(add + j), row + j);
-            for (; j < n; j++) row[j] += add[j];
+            {
+                var hidden = Vector512.Create(float.NegativeInfinity);
+                for (; j <= n - 16; j += 16)
+                    Vector512.Store(Vector512.ConditionalSelect(Vector512.Equals(Vector512.Load(keyMask + j), Vector512<float>.Zero), hidden, Vector512.Load(row + j)), row + j);
+            }
+            for (; j < n; j++) if (keyMask[j] == 0) row[j] = float.NegativeInfinity;
         }
         if (n > 0)
         {
